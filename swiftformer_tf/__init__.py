@@ -1,0 +1,20 @@
+"""SwiftFormer for Keras 3, exact to the official PyTorch model, with TFLite export."""
+
+from swiftformer_tf.convert import (Checkpoint, build_from_checkpoint, load_checkpoint_into,
+                                    read_checkpoint)
+from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention,
+                                   ImageNetPreprocessing, Mlp, SwiftFormerEncoder)
+from swiftformer_tf.model import (SwiftFormer, SwiftFormerL1, SwiftFormerL3, SwiftFormerS,
+                                  SwiftFormerXS, Stage)
+from swiftformer_tf.torch_pickle import CheckpointError, UnsafeCheckpointError
+from swiftformer_tf.variants import VARIANTS, SwiftFormerConfig, get_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VARIANTS", "Checkpoint", "CheckpointError", "ConvEncoder", "ConvNorm",
+    "EfficientAdditiveAttention", "ImageNetPreprocessing", "Mlp", "Stage", "SwiftFormer",
+    "SwiftFormerConfig", "SwiftFormerEncoder", "SwiftFormerL1", "SwiftFormerL3",
+    "SwiftFormerS", "SwiftFormerXS", "UnsafeCheckpointError", "build_from_checkpoint",
+    "get_config", "load_checkpoint_into", "read_checkpoint",
+]

@@ -1,0 +1,275 @@
+"""Keras 3 layers of SwiftFormer, NHWC, written with ``keras.ops``.
+
+Every block mirrors one module of the official code (Amshaker/SwiftFormer,
+``models/swiftformer.py``) and keeps its sub-layer names, so that a checkpoint maps onto
+it one tensor at a time. Linear maps over channels are 1x1 ``Conv2D`` layers, also where
+the official code uses ``nn.Linear`` on token sequences: the tokens of an NHWC tensor
+are its pixels, so no reshape is needed and TFLite gets plain CONV_2D ops.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+PACKAGE = "swiftformer_tf"
+
+# PyTorch BatchNorm2d defaults: eps 1e-5, momentum 0.1 (= Keras momentum 0.9).
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+# F.normalize divides by max(||x||, 1e-12); x * rsqrt(max(sum(x^2), 1e-24)) is the same
+# function and lowers to ops that have integer kernels (no SQUARE, no DIV).
+L2_EPSILON = 1e-12
+ATTENTION_MODES = ("normalize", "legacy")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _kernel_init():
+    # The official code re-initialises every Conv2d and Linear with trunc_normal(std=.02).
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+def _conv1x1(filters, name):
+    return layers.Conv2D(filters, 1, kernel_initializer=_kernel_init(), name=name)
+
+
+def _batch_norm(name):
+    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+
+
+def l2_normalize(x, axis):
+    """``x / max(||x||_2, 1e-12)`` over ``axis``, as PyTorch's ``F.normalize``."""
+    square_sum = ops.sum(x * x, axis=axis, keepdims=True)
+    return x * ops.rsqrt(ops.maximum(square_sum, ops.cast(L2_EPSILON ** 2, x.dtype)))
+
+
+class DropPath:
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, rate, seed=None):
+        self.rate = float(rate)
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.rate > 0 else None
+
+    def __call__(self, x, training):
+        if not training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        mask = ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype))
+        return x * (mask / keep)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ImageNetPreprocessing(layers.Layer):
+    """Maps 0-255 RGB to ImageNet-normalised input: ``(x / 255 - mean) / std``."""
+
+    def call(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        scale = ops.convert_to_tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], self.compute_dtype)
+        offset = ops.convert_to_tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)],
+                                       self.compute_dtype)
+        return x * scale + offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConvNorm(layers.Layer):
+    """3x3 stride-2 conv with symmetric padding 1, BatchNorm and an optional ReLU.
+
+    PyTorch ``padding=1`` pads one pixel on every side; Keras ``'same'`` would pad
+    (0, 1) on even sizes, so the padding is explicit. Used twice in the stem
+    (``patch_embed.0/1`` and ``.3/4``) and as the downsampling ``Embedding`` (proj, norm).
+    """
+
+    def __init__(self, filters, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.activation = activation
+        self.proj = layers.Conv2D(self.filters, 3, strides=2, padding="valid",
+                                  kernel_initializer=_kernel_init(), name="proj")
+        self.norm = _batch_norm("norm")
+
+    def build(self, input_shape):
+        padded = (input_shape[0], None, None, input_shape[-1])
+        self.proj.build(padded)
+        self.norm.build(padded[:-1] + (self.filters,))
+
+    def call(self, x, training=None):
+        x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        x = self.norm(self.proj(x), training=training)
+        if self.activation == "relu":
+            x = ops.relu(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        half = lambda n: None if n is None else (n + 1) // 2  # noqa: E731
+        return (input_shape[0], half(input_shape[1]), half(input_shape[2]), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConvEncoder(layers.Layer):
+    """Depthwise 3x3 conv, BN, 1x1 expand, GELU, 1x1 project, layer scale, residual.
+
+    With ``mlp_ratio=1`` this is the official ``SwiftFormerLocalRepresentation``.
+    """
+
+    def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1.0, drop_path_rate=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.dim = int(dim)
+        self.mlp_ratio = float(mlp_ratio)
+        self.layer_scale_init = float(layer_scale_init)
+        self.drop_path_rate = float(drop_path_rate)
+        self.dwconv = layers.DepthwiseConv2D(3, padding="same",
+                                             depthwise_initializer=_kernel_init(), name="dwconv")
+        self.norm = _batch_norm("norm")
+        self.pwconv1 = _conv1x1(int(self.mlp_ratio * self.dim), "pwconv1")
+        self.pwconv2 = _conv1x1(self.dim, "pwconv2")
+        self.drop_path = DropPath(self.drop_path_rate)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self.dwconv.build(shape)
+        self.norm.build(shape)
+        self.pwconv1.build(shape)
+        self.pwconv2.build(shape[:-1] + (int(self.mlp_ratio * self.dim),))
+        self.layer_scale = self.add_weight(
+            shape=(self.dim,), initializer=keras.initializers.Constant(self.layer_scale_init),
+            name="layer_scale")
+
+    def call(self, x, training=None):
+        y = self.norm(self.dwconv(x), training=training)
+        y = self.pwconv2(ops.gelu(self.pwconv1(y), approximate=False))
+        return x + self.drop_path(y * self.layer_scale, training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
+                "layer_scale_init": self.layer_scale_init,
+                "drop_path_rate": self.drop_path_rate}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Mlp(layers.Layer):
+    """BN, 1x1 expand, GELU, 1x1 project (the ``linear`` of a SwiftFormer encoder)."""
+
+    def __init__(self, dim, hidden_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.hidden_dim = int(dim), int(hidden_dim)
+        self.norm1 = _batch_norm("norm1")
+        self.fc1 = _conv1x1(self.hidden_dim, "fc1")
+        self.fc2 = _conv1x1(self.dim, "fc2")
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self.norm1.build(shape)
+        self.fc1.build(shape)
+        self.fc2.build(shape[:-1] + (self.hidden_dim,))
+
+    def call(self, x, training=None):
+        x = self.fc1(self.norm1(x, training=training))
+        return self.fc2(ops.gelu(x, approximate=False))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EfficientAdditiveAttention(layers.Layer):
+    """SwiftFormer's efficient additive attention on an NHWC map (tokens = pixels).
+
+    ``attention="normalize"`` is the official code since 2023-07-26: the token weights
+    ``a = normalize((q̂ @ w_g) * D**-0.5, over tokens)``. ``"legacy"`` is the earlier code,
+    a softmax over a size-1 axis, i.e. ``a = 1`` for every token (Hugging Face weights).
+    """
+
+    def __init__(self, dim, attention="normalize", **kwargs):
+        super().__init__(**kwargs)
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        self.dim = int(dim)
+        self.attention = attention
+        self.to_query = _conv1x1(self.dim, "to_query")
+        self.to_key = _conv1x1(self.dim, "to_key")
+        self.proj = _conv1x1(self.dim, "proj")
+        self.final = _conv1x1(self.dim, "final")
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in (self.to_query, self.to_key, self.proj, self.final):
+            layer.build(shape[:-1] + (self.dim,))
+        self.w_g = self.add_weight(shape=(self.dim, 1),
+                                   initializer=keras.initializers.RandomNormal(stddev=1.0),
+                                   name="w_g")
+
+    def call(self, x):
+        query = l2_normalize(self.to_query(x), axis=-1)
+        key = l2_normalize(self.to_key(x), axis=-1)
+        if self.attention == "normalize":
+            # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel, then L2 over all tokens.
+            kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
+            scores = l2_normalize(ops.conv(query, kernel), axis=(1, 2))
+            global_query = ops.sum(scores * query, axis=(1, 2), keepdims=True)
+        else:
+            global_query = ops.sum(query, axis=(1, 2), keepdims=True)
+        return self.final(self.proj(global_query * key) + query)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "attention": self.attention}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwiftFormerEncoder(layers.Layer):
+    """The last block of every stage: local representation, attention, MLP."""
+
+    def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1e-5, drop_path_rate=0.0,
+                 attention="normalize", **kwargs):
+        super().__init__(**kwargs)
+        self.dim = int(dim)
+        self.mlp_ratio = float(mlp_ratio)
+        self.layer_scale_init = float(layer_scale_init)
+        self.drop_path_rate = float(drop_path_rate)
+        self.attention = attention
+        self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0,
+                                                name="local_representation")
+        self.attn = EfficientAdditiveAttention(self.dim, attention=attention, name="attn")
+        self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), name="linear")
+        self.drop_path = DropPath(self.drop_path_rate)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in (self.local_representation, self.attn, self.linear):
+            layer.build(shape)
+        init = keras.initializers.Constant(self.layer_scale_init)
+        self.layer_scale_1 = self.add_weight(shape=(self.dim,), initializer=init,
+                                             name="layer_scale_1")
+        self.layer_scale_2 = self.add_weight(shape=(self.dim,), initializer=init,
+                                             name="layer_scale_2")
+
+    def call(self, x, training=None):
+        x = self.local_representation(x, training=training)
+        x = x + self.drop_path(self.layer_scale_1 * self.attn(x), training)
+        x = x + self.drop_path(self.layer_scale_2 * self.linear(x, training=training), training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
+                "layer_scale_init": self.layer_scale_init,
+                "drop_path_rate": self.drop_path_rate, "attention": self.attention}

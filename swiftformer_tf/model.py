@@ -1,0 +1,282 @@
+"""The SwiftFormer model (Keras 3, NHWC) and the keras.applications-style constructors."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+from keras import layers, ops
+
+from swiftformer_tf.layers import (ATTENTION_MODES, PACKAGE, ConvEncoder, ConvNorm,
+                                   ImageNetPreprocessing, SwiftFormerEncoder, _batch_norm,
+                                   _kernel_init)
+from swiftformer_tf.variants import SwiftFormerConfig, get_config
+
+logger = logging.getLogger(__name__)
+
+POOLING_MODES = (None, "avg", "max")
+LEGACY_ATTENTION_NOTE = (
+    "%s: Hugging Face SwiftFormer weights come from the first official release, whose attention "
+    "weights are identically 1 (a softmax over a size-1 axis); using attention='legacy' to match "
+    "them. Pass attention='normalize' to override.")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Stage(layers.Layer):
+    """One stage: the downsampling conv (stages 2-4), conv encoders, one attention block."""
+
+    def __init__(self, dim, depth, downsample, mlp_ratio=4.0, layer_scale_init=1e-5,
+                 drop_path_rates=None, attention="normalize", **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.depth = int(dim), int(depth)
+        self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
+        self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
+        self.attention = attention
+        self.downsample = ConvNorm(self.dim, name="downsample") if downsample else None
+        # As in the official Stage, conv encoders get no drop path; the attention block does.
+        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, name=f"block{j}")
+                       for j in range(self.depth - 1)]
+        self.blocks.append(SwiftFormerEncoder(
+            self.dim, self.mlp_ratio, self.layer_scale_init, self.drop_path_rates[-1],
+            attention=attention, name=f"block{self.depth - 1}"))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        if self.downsample is not None:
+            self.downsample.build(shape)
+            shape = self.downsample.compute_output_shape(shape)
+        for block in self.blocks:
+            block.build(shape)
+
+    def call(self, x, training=None):
+        if self.downsample is not None:
+            x = self.downsample(x, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        if self.downsample is not None:
+            return self.downsample.compute_output_shape(input_shape)
+        return tuple(input_shape[:-1]) + (self.dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "depth": self.depth,
+                "downsample": self.downsample is not None, "mlp_ratio": self.mlp_ratio,
+                "layer_scale_init": self.layer_scale_init,
+                "drop_path_rates": self.drop_path_rates, "attention": self.attention}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwiftFormer(keras.Model):
+    """SwiftFormer (Shaker et al., ICCV 2023) for NHWC images.
+
+    Args:
+        variant: "XS", "S", "L1", "L3", a ``SwiftFormerConfig`` or a dict of its fields.
+        weights: ``None`` (random init), a checkpoint (official / timm / Hugging Face
+            ``.pth``, ``.bin`` or ``.safetensors``), a ``.keras`` file or ``.weights.h5``.
+        include_top: add the classifier (final BN, global average pool, heads).
+        num_classes: classes of the head; default 1000, or the checkpoint's.
+        input_shape: (H, W, 3); ``(None, None, 3)`` takes any size.
+        pooling: with ``include_top=False``: None (4-D map), "avg" or "max".
+        distillation: add ``dist_head``. In inference the output is the average of both
+            heads; ``model(x, training=True)`` and ``model(x, return_both_heads=True)``
+            (inference-mode BatchNorm) return ``(head, dist_head)``.
+        drop_path_rate: stochastic depth, linearly increasing over blocks (attention
+            blocks only, as in the official code).
+        attention: "normalize" (official code since 2023-07-26) or "legacy" (earlier code
+            and the Hugging Face hub weights); default "legacy" for Hugging Face
+            checkpoints, "normalize" otherwise.
+        features_only: return the 4 stage outputs (strides 4, 8, 16, 32) instead.
+        include_preprocessing: accept 0-255 RGB and apply the ImageNet mean/std in-graph.
+    """
+
+    def __init__(self, variant="XS", *, weights=None, include_top=True, num_classes=None,
+                 input_shape=(None, None, 3), pooling=None, distillation=True,
+                 drop_path_rate=0.0, attention=None, features_only=False,
+                 include_preprocessing=False, name=None, **kwargs):
+        config = get_config(variant)
+        checkpoint = None
+        if weights is not None and not _is_keras_weights(weights):
+            from swiftformer_tf.convert import read_checkpoint
+            checkpoint = read_checkpoint(weights)
+            if num_classes is None and checkpoint.num_classes:
+                num_classes = checkpoint.num_classes
+            if attention is None:
+                attention = checkpoint.default_attention
+                if checkpoint.format == "hf":
+                    logger.warning(LEGACY_ATTENTION_NOTE, weights)
+        attention = attention or "normalize"
+        num_classes = 1000 if num_classes is None else int(num_classes)
+        _check_options(input_shape, pooling, attention, include_top, features_only, num_classes,
+                       drop_path_rate)
+        super().__init__(name=name or f"swiftformer_{config.name.lower()}", **kwargs)
+        self.config = config
+        self.include_top = bool(include_top) and not features_only
+        self.num_classes = num_classes
+        self.image_shape = tuple(input_shape)
+        self.pooling = pooling
+        self.distillation = bool(distillation)
+        self.drop_path_rate = float(drop_path_rate)
+        self.attention = attention
+        self.features_only = bool(features_only)
+        self.include_preprocessing = bool(include_preprocessing)
+
+        self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
+                              if include_preprocessing else None)
+        c1, c2 = config.stem_widths
+        self.stem = [ConvNorm(c1, activation="relu", name="stem_conv1"),
+                     ConvNorm(c2, activation="relu", name="stem_conv2")]
+        total = sum(config.depths)
+        self.stages = []
+        for i, (dim, depth) in enumerate(zip(config.widths, config.depths)):
+            first = sum(config.depths[:i])
+            rates = [self.drop_path_rate * (first + j) / max(total - 1, 1) for j in range(depth)]
+            self.stages.append(Stage(dim, depth, downsample=i > 0, mlp_ratio=config.mlp_ratio,
+                                     layer_scale_init=config.layer_scale_init,
+                                     drop_path_rates=rates, attention=attention,
+                                     name=f"stage{i}"))
+        self.norm = None if self.features_only else _batch_norm("norm")
+        self.head = self.dist_head = None
+        if self.include_top:
+            self.head = _dense(num_classes, "head")
+            if self.distillation:
+                self.dist_head = _dense(num_classes, "dist_head")
+
+        self.build((None,) + self.image_shape)
+        if checkpoint is not None:
+            from swiftformer_tf.convert import load_checkpoint_into
+            report = load_checkpoint_into(self, checkpoint)
+            logger.info("%s (%s format): %s", weights, checkpoint.format, report)
+        elif weights is not None:
+            self.load_weights(os.fspath(weights)) if str(weights).endswith(".weights.h5") \
+                else _load_keras_file_weights(self, weights)
+
+    # -- construction -------------------------------------------------------------------
+    def build(self, input_shape):
+        shape = (None, None, None, input_shape[-1])
+        if self.preprocessing is not None:
+            self.preprocessing.build(shape)
+        for layer in self.stem:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        for stage in self.stages:
+            stage.build(shape)
+            shape = stage.compute_output_shape(shape)
+        if self.norm is not None:
+            self.norm.build(shape)
+        for head in (self.head, self.dist_head):
+            if head is not None:
+                head.build((None, shape[-1]))
+        self.built = True
+
+    # -- forward ------------------------------------------------------------------------
+    def call(self, inputs, training=None, return_both_heads=False):
+        features = self.forward_features(inputs, training=training)
+        if self.features_only:
+            return features
+        x = self.norm(features[-1], training=training)
+        if not self.include_top:
+            if self.pooling == "avg":
+                return ops.mean(x, axis=(1, 2))
+            if self.pooling == "max":
+                return ops.max(x, axis=(1, 2))
+            return x
+        pooled = ops.mean(x, axis=(1, 2))
+        logits = self.head(pooled)
+        if not self.distillation:
+            return logits
+        dist_logits = self.dist_head(pooled)
+        if training or return_both_heads:
+            return logits, dist_logits
+        return (logits + dist_logits) / 2
+
+    def forward_features(self, inputs, training=None):
+        """The outputs of the 4 stages (before the final norm), strides 4, 8, 16, 32."""
+        x = inputs
+        if self.preprocessing is not None:
+            x = self.preprocessing(x)
+        for layer in self.stem:
+            x = layer(x, training=training)
+        features = []
+        for stage in self.stages:
+            x = stage(x, training=training)
+            features.append(x)
+        return features
+
+    # -- serialisation ------------------------------------------------------------------
+    def get_config(self):
+        return {"variant": self.config.to_dict(), "include_top": self.include_top,
+                "num_classes": self.num_classes, "input_shape": list(self.image_shape),
+                "pooling": self.pooling, "distillation": self.distillation,
+                "drop_path_rate": self.drop_path_rate, "attention": self.attention,
+                "features_only": self.features_only,
+                "include_preprocessing": self.include_preprocessing, "name": self.name,
+                "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["input_shape"] = tuple(config.get("input_shape", (None, None, 3)))
+        return cls(**config)
+
+
+def _dense(units, name):
+    return layers.Dense(units, kernel_initializer=_kernel_init(), name=name)
+
+
+def _is_keras_weights(weights):
+    return str(weights).endswith((".keras", ".weights.h5"))
+
+
+def _load_keras_file_weights(model, path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    source = keras.models.load_model(path, compile=False)
+    if not isinstance(source, SwiftFormer) or source.config != model.config:
+        raise ValueError(f"{path}: holds {getattr(source, 'name', type(source).__name__)}, "
+                         f"not a SwiftFormer-{model.config.name} model")
+    model.set_weights(source.get_weights())
+
+
+def _check_options(input_shape, pooling, attention, include_top, features_only, num_classes,
+                   drop_path_rate):
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(f"input_shape must be (H, W, 3) in NHWC, got {tuple(input_shape)}")
+    for size in input_shape[:2]:
+        if size is not None and int(size) < 1:
+            raise ValueError(f"input_shape has a non-positive size: {tuple(input_shape)}")
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
+    if attention not in ATTENTION_MODES:  # None was resolved before
+        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    if pooling is not None and include_top and not features_only:
+        raise ValueError("pooling applies only with include_top=False")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if not 0.0 <= drop_path_rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+
+
+def _variant_constructor(variant):
+    def constructor(*, weights=None, include_top=True, num_classes=None,
+                    input_shape=(None, None, 3), pooling=None, distillation=True,
+                    drop_path_rate=0.0, attention=None, features_only=False,
+                    include_preprocessing=False, name=None):
+        return SwiftFormer(variant, weights=weights, include_top=include_top,
+                           num_classes=num_classes, input_shape=input_shape, pooling=pooling,
+                           distillation=distillation, drop_path_rate=drop_path_rate,
+                           attention=attention, features_only=features_only,
+                           include_preprocessing=include_preprocessing, name=name)
+
+    constructor.__name__ = constructor.__qualname__ = f"SwiftFormer{variant}"
+    constructor.__doc__ = (f"SwiftFormer-{variant}; the arguments are those of "
+                           f":class:`SwiftFormer` without ``variant``.")
+    return constructor
+
+
+SwiftFormerXS = _variant_constructor("XS")
+SwiftFormerS = _variant_constructor("S")
+SwiftFormerL1 = _variant_constructor("L1")
+SwiftFormerL3 = _variant_constructor("L3")
