@@ -1,5 +1,12 @@
 """SwiftFormer for Keras 3, exact to the official PyTorch model, with TFLite export."""
 
+import sys as _sys
+
+if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr
+    from swiftformer_tf.io_utils import import_tensorflow_quietly as _quiet_import
+
+    _quiet_import()
+
 from swiftformer_tf.convert import (Checkpoint, build_from_checkpoint, load_checkpoint_into,
                                     read_checkpoint)
 from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention,

@@ -234,7 +234,7 @@ def _load_keras_file_weights(model, path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     source = keras.models.load_model(path, compile=False)
-    if not isinstance(source, SwiftFormer) or source.config != model.config:
+    if not isinstance(source, SwiftFormer) or source.config.to_dict() != model.config.to_dict():
         raise ValueError(f"{path}: holds {getattr(source, 'name', type(source).__name__)}, "
                          f"not a SwiftFormer-{model.config.name} model")
     model.set_weights(source.get_weights())

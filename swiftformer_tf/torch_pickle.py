@@ -50,7 +50,7 @@ class _Namespace:
 def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
     size, stride = tuple(size), tuple(stride)
     if not size:
-        return storage[storage_offset].copy()
+        return np.array(storage[storage_offset])
     if storage_offset < 0 or min(size) < 0 or min(stride) < 0:
         raise CheckpointError(f"invalid tensor layout: offset {storage_offset}, size {size}, "
                               f"stride {stride}")

@@ -66,7 +66,12 @@ def get_config(variant) -> SwiftFormerConfig:
     if isinstance(variant, SwiftFormerConfig):
         return variant
     if isinstance(variant, dict):
-        return SwiftFormerConfig(**variant)
+        config = SwiftFormerConfig(**variant)
+        known = VARIANTS.get(config.name)
+        same = known is not None and (known.depths, known.widths, known.mlp_ratio,
+                                      known.layer_scale_init) == (
+            config.depths, config.widths, config.mlp_ratio, config.layer_scale_init)
+        return known if same else dataclasses.replace(config, name="custom")
     if isinstance(variant, str):
         key = variant.upper().replace("SWIFTFORMER", "").strip("_- ")
         if key in VARIANTS:

@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+TFLITE = ["ai-edge-litert==2.3.0", "pillow>=10", "tqdm>=4.60"]
+TRAIN = ["tensorflow-datasets>=4.9", "tqdm>=4.60", "pillow>=10", "matplotlib>=3.7"]
+PLOTS = ["matplotlib>=3.7"]
+TEST = ["pytest>=8", "torch==2.13.0", "transformers>=4.41", "scikit-image>=0.22"]
+
+setup(
+    name="swiftformer-tf",
+    version="0.1.0",
+    description="SwiftFormer for Keras 3, exact to the official PyTorch model, with TFLite export",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["swiftformer_tf", "swiftformer_tf.*"]),
+    install_requires=["tensorflow>=2.16,<2.22", "keras>=3.13", "numpy>=1.26",
+                      "safetensors>=0.4"],
+    extras_require={
+        "tflite": TFLITE,
+        "train": TRAIN,
+        "plots": PLOTS,
+        "test": sorted(set(TEST + TFLITE + PLOTS)),
+        "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST)),
+    },
+    entry_points={"console_scripts": ["swiftformer-convert=swiftformer_tf.cli:main"]},
+    license="Apache-2.0",
+)

@@ -1,0 +1,72 @@
+"""``swiftformer-convert``: a PyTorch SwiftFormer checkpoint to a ``.keras`` file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from swiftformer_tf.variants import VARIANTS
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog="swiftformer-convert",
+        description="Convert an official, timm or Hugging Face SwiftFormer checkpoint "
+                    "(.pth, .bin, .safetensors or a Hugging Face folder) to a Keras .keras file. "
+                    "No PyTorch needed.")
+    p.add_argument("checkpoint", help="checkpoint file or Hugging Face model folder")
+    p.add_argument("--output", "-o", help="output .keras file (default: <checkpoint name>.keras)")
+    p.add_argument("--variant", default="auto", choices=["auto"] + list(VARIANTS),
+                   help="model variant (default: detected from the shapes)")
+    p.add_argument("--format", default="auto", choices=["auto", "official", "timm", "hf"],
+                   help="checkpoint naming (default: detected from the names)")
+    p.add_argument("--attention", default="auto", choices=["auto", "normalize", "legacy"],
+                   help="attention semantics (default: legacy for Hugging Face weights, "
+                        "normalize otherwise)")
+    return p
+
+
+def _fail(message):
+    print(f"swiftformer-convert: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    output = args.output or os.path.splitext(os.path.basename(args.checkpoint.rstrip("/")))[0] + ".keras"
+    if not output.endswith(".keras"):
+        return _fail(f"{output}: the output must end in .keras")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    from swiftformer_tf.convert import build_from_checkpoint
+    from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
+    from swiftformer_tf.torch_pickle import CheckpointError
+    try:
+        check_writable(output)
+        model, ckpt, report = build_from_checkpoint(
+            args.checkpoint, format=args.format, variant=args.variant, attention=args.attention)
+    except (CheckpointError, OutputError, ValueError) as err:
+        return _fail(str(err))
+    wrapper = f" (state_dict under '{ckpt.wrapper_key}')" if ckpt.wrapper_key else ""
+    print(f"format:      {ckpt.format}{wrapper}")
+    print(f"variant:     {ckpt.config.name} (depths {list(ckpt.config.depths)}, "
+          f"widths {list(ckpt.config.widths)})")
+    print(f"classes:     {ckpt.num_classes if ckpt.num_classes else 'none (no head)'}"
+          f"{', with distillation head' if ckpt.distillation else ''}")
+    print(f"attention:   {model.attention}")
+    print(f"parameters:  {sum(int(w.numpy().size) for w in model.trainable_weights):,}")
+    print(f"tensors:     all {report.used} checkpoint tensors used, every Keras weight set")
+    try:
+        with atomic_output(output) as tmp:
+            model.save(tmp)
+    except OSError as err:
+        return _fail(f"{output}: cannot write ({err})")
+    print(f"wrote:       {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The checkpoint converter: formats, detection, strictness, safety and the CLI."""
+
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import ROOT, TOLERANCE, nhwc, relative_error
+from safetensors.numpy import save_file
+
+import swiftformer_tf as sf
+from swiftformer_tf.convert import read_state_dict
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "swiftformer_tf.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_state(golden_dir):
+    tensors, wrapper = read_state_dict(os.path.join(golden_dir, "tiny.pth"))
+    assert wrapper is None and len(tensors) == 196  # 180 weights + 16 BN counters
+    return tensors
+
+
+# -- safety and bad input -------------------------------------------------------------------
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write_torch_like_zip(path, payload):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(payload, protocol=2))
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/version", "3\n")
+
+
+def test_pickle_that_runs_a_command_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    _write_torch_like_zip(evil, {"model": _RunsACommand(marker)})
+    with pytest.raises(sf.UnsafeCheckpointError, match="refusing to load 'posix.system'"):
+        sf.read_checkpoint(evil)
+    assert not marker.exists()
+    result = run_cli(evil, "--output", tmp_path / "out.keras")
+    assert result.returncode != 0 and not marker.exists()
+    assert "refusing to load" in result.stderr and str(evil) in result.stderr
+    assert not (tmp_path / "out.keras").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".out")]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p, g: p.write_bytes(open(os.path.join(g, "tiny.pth"), "rb").read()[:150_000]),
+     "not a PyTorch checkpoint|damaged|missing"),
+    (lambda p, g: p.write_text("hello, not a checkpoint\n"), "not a PyTorch checkpoint"),
+    (lambda p, g: None, "no such file"),
+])
+def test_bad_files_give_one_line_errors(tmp_path, golden_dir, make, message):
+    path = tmp_path / "bad.pth"
+    make(path, golden_dir)
+    with pytest.raises(sf.CheckpointError, match=message):
+        sf.read_checkpoint(path)
+    result = run_cli(path, "-o", tmp_path / "bad.keras")
+    assert result.returncode == 2 and str(path) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "bad.keras").exists()
+
+
+def test_variant_flag_that_contradicts_shapes(golden_dir, tmp_path):
+    path = os.path.join(golden_dir, "swiftformer_xs.pth")
+    with pytest.raises(sf.CheckpointError, match="--variant L1 contradicts.*XS"):
+        sf.read_checkpoint(path, variant="L1")
+    result = run_cli(path, "--variant", "S", "-o", tmp_path / "s.keras")
+    assert result.returncode == 2 and "contradicts" in result.stderr
+    assert not (tmp_path / "s.keras").exists()
+
+
+def test_unwritable_output_is_reported_before_work(golden_dir, tmp_path):
+    result = run_cli(os.path.join(golden_dir, "tiny.pth"), "-o", tmp_path / "nope" / "t.keras")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_strict_loading_lists_missing_unexpected_and_misshaped(tiny_state, tmp_path):
+    state = dict(tiny_state)
+    del state["network.2.1.attn.w_g"]
+    state["network.0.0.extra.weight"] = np.zeros(3, np.float32)
+    state["network.4.0.pwconv1.weight"] = np.zeros((128, 16, 1, 1), np.float32)
+    path = tmp_path / "broken.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(sf.CheckpointError) as err:
+        sf.build_from_checkpoint(path)
+    text = str(err.value)
+    assert "1 missing: network.2.1.attn.w_g" in text
+    assert "1 unexpected: network.0.0.extra.weight" in text
+    assert "network.4.0.pwconv1.weight (128, 16, 1, 1) -> " in text and "(1, 1, 32, 128)" in text
+
+
+# -- formats ---------------------------------------------------------------------------------
+def _official_to_timm(key):
+    """timm's names for an official key (written out independently of the converter)."""
+    parts = key.split(".")
+    if parts[0] == "patch_embed":
+        parts[0] = "stem"
+    elif parts[0] == "network":
+        index = int(parts[1])
+        if index % 2:
+            parts = ["stages", str((index + 1) // 2), "downsample"] + parts[2:]
+        else:
+            parts = ["stages", str(index // 2), "blocks"] + parts[2:]
+    elif parts[0] == "dist_head":
+        parts[0] = "head_dist"
+    if parts[-1] in ("layer_scale", "layer_scale_1", "layer_scale_2"):
+        parts.append("gamma")
+    return ".".join(parts).replace("attn.Proj.", "attn.proj.")
+
+
+def test_timm_state_dict_reproduces_golden(golden_dir, tmp_path):
+    tensors, _ = read_state_dict(os.path.join(golden_dir, "swiftformer_xs.pth"))
+    timm_state = {_official_to_timm(k): v for k, v in tensors.items()}
+    assert "stages.3.blocks.3.layer_scale_2.gamma" in timm_state
+    path = tmp_path / "timm_xs.safetensors"
+    save_file(timm_state, str(path))
+    model, ckpt, report = sf.build_from_checkpoint(path)
+    assert (ckpt.format, ckpt.config.name, model.attention) == ("timm", "XS", "normalize")
+    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
+    assert relative_error(model(nhwc(data["input_2"])), data["logits_eval_2"]) <= TOLERANCE
+
+
+def test_cli_converts_golden_xs(golden_dir, tmp_path):
+    out = tmp_path / "xs.keras"
+    result = run_cli(os.path.join(golden_dir, "swiftformer_xs.pth"), "--output", out)
+    assert result.returncode == 0, result.stderr
+    assert "format:      official (state_dict under 'model')" in result.stdout
+    assert "variant:     XS" in result.stdout and "classes:     1000" in result.stdout
+    assert "all 290 checkpoint tensors used" in result.stdout
+    import keras
+    model = keras.models.load_model(out)
+    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
+    assert relative_error(model(nhwc(data["input_1"])), data["logits_eval_1"]) <= TOLERANCE
+
+
+def test_wrapper_preference_model_over_model_ema(tiny_state, tmp_path):
+    # a training checkpoint with both copies and its args: 'model' is chosen
+    torch = pytest.importorskip("torch")
+    import argparse
+    ema = {k: torch.from_numpy(np.zeros_like(v)) for k, v in tiny_state.items()}
+    raw = {k: torch.from_numpy(v.copy()) for k, v in tiny_state.items()}
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"model_ema": ema, "model": raw, "epoch": 3,
+                "args": argparse.Namespace(lr=2e-3)}, path)
+    ckpt = sf.read_checkpoint(path)
+    assert ckpt.wrapper_key == "model"
+    np.testing.assert_array_equal(ckpt.tensors["head.weight"], tiny_state["head.weight"])

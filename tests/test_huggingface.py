@@ -1,0 +1,80 @@
+"""Hugging Face transformers' PyTorch SwiftFormer as an independent reference (legacy
+attention), for all four variants, through safetensors, pytorch_model.bin and folders."""
+
+import numpy as np
+import pytest
+from conftest import TOLERANCE, nhwc, relative_error
+
+import swiftformer_tf as sf
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+NUM_LABELS = 17
+
+
+def make_hf_model(variant, seed):
+    """HF SwiftFormer with random weights in which every tensor matters."""
+    config = sf.VARIANTS[variant]
+    hf_config = transformers.SwiftFormerConfig(depths=list(config.depths),
+                                               embed_dims=list(config.widths),
+                                               num_labels=NUM_LABELS)
+    model = transformers.SwiftFormerForImageClassification(hf_config).eval()
+    gen = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    with torch.no_grad():
+        for key, tensor in state.items():
+            if key.endswith("num_batches_tracked"):
+                continue
+            if key.endswith("running_mean"):
+                value = torch.randn(tensor.shape, generator=gen) * 0.1
+            elif key.endswith("running_var") or "layer_scale" in key:
+                value = 0.75 + 0.5 * torch.rand(tensor.shape, generator=gen)
+            elif key.endswith("bias"):
+                value = torch.randn(tensor.shape, generator=gen) * 0.05
+            elif tensor.ndim == 1:  # BN weights
+                value = 0.75 + 0.5 * torch.rand(tensor.shape, generator=gen)
+            elif key.endswith("w_g"):
+                value = torch.randn(tensor.shape, generator=gen)
+            else:
+                fan_in = int(np.prod(tensor.shape[1:]))
+                value = torch.randn(tensor.shape, generator=gen) / fan_in ** 0.5
+            tensor.copy_(value)
+    return model
+
+
+@pytest.mark.parametrize("variant, storage", [("XS", "safetensors"), ("S", "bin"),
+                                              ("L1", "folder"), ("L3", "safetensors")])
+def test_hf_logits_match_in_legacy_mode(variant, storage, tmp_path):
+    hf = make_hf_model(variant, seed=len(variant))
+    x = np.random.default_rng(0).normal(size=(2, 3, 97, 131)).astype(np.float32)
+    with torch.no_grad():
+        expected = hf(pixel_values=torch.from_numpy(x)).logits.numpy()
+    if storage == "folder":
+        hf.save_pretrained(tmp_path)  # model.safetensors + config.json
+        path = tmp_path
+    elif storage == "bin":
+        path = tmp_path / "pytorch_model.bin"
+        torch.save(hf.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+        path = tmp_path / "model.safetensors"
+        save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(path))
+    model, ckpt, report = sf.build_from_checkpoint(path)
+    assert (ckpt.format, ckpt.config.name, ckpt.num_classes) == ("hf", variant, NUM_LABELS)
+    assert model.attention == "legacy"  # the HF default, see the converter's note
+    logits = np.asarray(model(nhwc(x)))
+    assert relative_error(logits, expected) <= TOLERANCE
+    np.testing.assert_array_equal(logits.argmax(-1), expected.argmax(-1))
+    # the same weights with the current official attention give other logits
+    normalize = sf.SwiftFormer(variant, weights=path, attention="normalize")
+    assert relative_error(normalize(nhwc(x)), expected) > 1e-3
+
+
+def test_hf_config_json_must_agree(tmp_path):
+    hf = make_hf_model("XS", seed=0)
+    hf.save_pretrained(tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    (tmp_path / "config.json").write_text(config.replace("220", "221"))
+    with pytest.raises(sf.CheckpointError, match="config.json .* does not match the weights"):
+        sf.read_checkpoint(tmp_path)
