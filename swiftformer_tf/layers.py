@@ -44,6 +44,32 @@ def l2_normalize(x, axis):
     return x * ops.rsqrt(ops.maximum(square_sum, ops.cast(L2_EPSILON ** 2, x.dtype)))
 
 
+GELU_FORMS = ("exact", "sigmoid")
+
+
+def gelu(x, form="exact"):
+    """Exact (erf) GELU, or ``x * sigmoid(1.702 x)``: an approximation built from ops that
+    have integer XNNPACK kernels, used only in quantized exports."""
+    if form == "sigmoid":
+        return x * ops.sigmoid(1.702 * x)
+    return ops.gelu(x, approximate=False)
+
+
+def l2_normalize_newton(x, axis, reference, steps=4):
+    """``x / ||x||`` from MUL, SUB and SUM only (ops with integer XNNPACK kernels).
+
+    ``reference`` is a calibrated upper bound of ``sum(x**2)`` divided by 2.5, so that
+    ``s = sum(x**2) / reference`` lies in (0, 2.5] (int8 saturation keeps it there at run
+    time) where Newton's iteration ``y <- y (1.5 - s y**2 / 2)`` for ``1/sqrt(s)``
+    converges from ``y0 = 1.8 - 0.5 s``. Used only in quantized exports, without the eps.
+    """
+    half_s = ops.sum(x * x, axis=axis, keepdims=True) * (0.5 / reference)
+    y = 1.8 - half_s
+    for _ in range(steps):
+        y = y * (1.5 - half_s * (y * y))
+    return x * (y * (reference ** -0.5))
+
+
 class DropPath:
     """Stochastic depth: drops the whole residual branch per sample while training."""
 
@@ -120,12 +146,13 @@ class ConvEncoder(layers.Layer):
     """
 
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1.0, drop_path_rate=0.0,
-                 **kwargs):
+                 gelu_form="exact", **kwargs):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.mlp_ratio = float(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
+        self.gelu_form = gelu_form
         self.dwconv = layers.DepthwiseConv2D(3, padding="same",
                                              depthwise_initializer=_kernel_init(), name="dwconv")
         self.norm = _batch_norm("norm")
@@ -145,7 +172,7 @@ class ConvEncoder(layers.Layer):
 
     def call(self, x, training=None):
         y = self.norm(self.dwconv(x), training=training)
-        y = self.pwconv2(ops.gelu(self.pwconv1(y), approximate=False))
+        y = self.pwconv2(gelu(self.pwconv1(y), self.gelu_form))
         return x + self.drop_path(y * self.layer_scale, training)
 
     def compute_output_shape(self, input_shape):
@@ -154,35 +181,44 @@ class ConvEncoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
-                "drop_path_rate": self.drop_path_rate}
+                "drop_path_rate": self.drop_path_rate, "gelu_form": self.gelu_form}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Mlp(layers.Layer):
-    """BN, 1x1 expand, GELU, 1x1 project (the ``linear`` of a SwiftFormer encoder)."""
+    """BN, 1x1 expand, GELU, 1x1 project (the ``linear`` of a SwiftFormer encoder).
 
-    def __init__(self, dim, hidden_dim, **kwargs):
+    ``fused=True`` is the inference form with the BN folded into ``fc1`` (exact: a 1x1
+    conv of an affine map is a 1x1 conv); see :func:`swiftformer_tf.deploy.fuse_for_inference`.
+    """
+
+    def __init__(self, dim, hidden_dim, fused=False, gelu_form="exact", **kwargs):
         super().__init__(**kwargs)
         self.dim, self.hidden_dim = int(dim), int(hidden_dim)
-        self.norm1 = _batch_norm("norm1")
+        self.fused, self.gelu_form = bool(fused), gelu_form
+        self.norm1 = None if self.fused else _batch_norm("norm1")
         self.fc1 = _conv1x1(self.hidden_dim, "fc1")
         self.fc2 = _conv1x1(self.dim, "fc2")
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        self.norm1.build(shape)
+        if self.norm1 is not None:
+            self.norm1.build(shape)
         self.fc1.build(shape)
         self.fc2.build(shape[:-1] + (self.hidden_dim,))
 
     def call(self, x, training=None):
-        x = self.fc1(self.norm1(x, training=training))
-        return self.fc2(ops.gelu(x, approximate=False))
+        if self.norm1 is not None:
+            x = self.norm1(x, training=training)
+        return self.fc2(gelu(self.fc1(x), self.gelu_form))
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim}
+        return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim,
+                "fused": self.fused, "gelu_form": self.gelu_form,
+                "norm_references": self.attn.norm_references}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -194,12 +230,14 @@ class EfficientAdditiveAttention(layers.Layer):
     a softmax over a size-1 axis, i.e. ``a = 1`` for every token (Hugging Face weights).
     """
 
-    def __init__(self, dim, attention="normalize", **kwargs):
+    def __init__(self, dim, attention="normalize", norm_references=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         self.dim = int(dim)
         self.attention = attention
+        # Set only in quantized exports: see l2_normalize_newton.
+        self.norm_references = None if norm_references is None else [float(r) for r in norm_references]
         self.to_query = _conv1x1(self.dim, "to_query")
         self.to_key = _conv1x1(self.dim, "to_key")
         self.proj = _conv1x1(self.dim, "proj")
@@ -213,23 +251,41 @@ class EfficientAdditiveAttention(layers.Layer):
                                    initializer=keras.initializers.RandomNormal(stddev=1.0),
                                    name="w_g")
 
+    def _normalize(self, x, axis, site):
+        if self.norm_references is None:
+            return l2_normalize(x, axis)
+        return l2_normalize_newton(x, axis, self.norm_references[site])
+
     def call(self, x):
-        query = l2_normalize(self.to_query(x), axis=-1)
-        key = l2_normalize(self.to_key(x), axis=-1)
+        query = self._normalize(self.to_query(x), -1, 0)
+        key = self._normalize(self.to_key(x), -1, 1)
         if self.attention == "normalize":
-            # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel, then L2 over all tokens.
-            kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
-            scores = l2_normalize(ops.conv(query, kernel), axis=(1, 2))
+            scores = self._normalize(self._scores(query), (1, 2), 2)
             global_query = ops.sum(scores * query, axis=(1, 2), keepdims=True)
         else:
             global_query = ops.sum(query, axis=(1, 2), keepdims=True)
         return self.final(self.proj(global_query * key) + query)
 
+    def _scores(self, query):
+        # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel.
+        kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
+        return ops.conv(query, kernel)
+
+    def square_sums(self, x):
+        """The sums of squares that the three normalisations divide by (for calibration)."""
+        query, key = self.to_query(x), self.to_key(x)
+        sums = [ops.sum(query * query, axis=-1), ops.sum(key * key, axis=-1)]
+        if self.attention == "normalize":
+            scores = self._scores(l2_normalize(query, -1))
+            sums.append(ops.sum(scores * scores, axis=(1, 2, 3)))
+        return sums
+
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "attention": self.attention}
+        return {**super().get_config(), "dim": self.dim, "attention": self.attention,
+                "norm_references": self.norm_references}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -237,17 +293,21 @@ class SwiftFormerEncoder(layers.Layer):
     """The last block of every stage: local representation, attention, MLP."""
 
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1e-5, drop_path_rate=0.0,
-                 attention="normalize", **kwargs):
+                 attention="normalize", fused=False, gelu_form="exact", norm_references=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.mlp_ratio = float(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
         self.attention = attention
-        self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0,
+        self.fused, self.gelu_form = bool(fused), gelu_form
+        self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0, gelu_form=gelu_form,
                                                 name="local_representation")
-        self.attn = EfficientAdditiveAttention(self.dim, attention=attention, name="attn")
-        self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), name="linear")
+        self.attn = EfficientAdditiveAttention(self.dim, attention=attention,
+                                               norm_references=norm_references, name="attn")
+        self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), fused=fused,
+                          gelu_form=gelu_form, name="linear")
         self.drop_path = DropPath(self.drop_path_rate)
 
     def build(self, input_shape):
@@ -272,4 +332,6 @@ class SwiftFormerEncoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
-                "drop_path_rate": self.drop_path_rate, "attention": self.attention}
+                "drop_path_rate": self.drop_path_rate, "attention": self.attention,
+                "fused": self.fused, "gelu_form": self.gelu_form,
+                "norm_references": self.attn.norm_references}

@@ -27,19 +27,24 @@ class Stage(layers.Layer):
     """One stage: the downsampling conv (stages 2-4), conv encoders, one attention block."""
 
     def __init__(self, dim, depth, downsample, mlp_ratio=4.0, layer_scale_init=1e-5,
-                 drop_path_rates=None, attention="normalize", **kwargs):
+                 drop_path_rates=None, attention="normalize", fused=False, gelu_form="exact",
+                 norm_references=None, **kwargs):
         super().__init__(**kwargs)
+        self.fused, self.gelu_form = bool(fused), gelu_form
+        self.norm_references = norm_references  # per stage: 3 references, or None
+        self.norm_references = norm_references
         self.dim, self.depth = int(dim), int(depth)
         self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
         self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
         self.attention = attention
         self.downsample = ConvNorm(self.dim, name="downsample") if downsample else None
         # As in the official Stage, conv encoders get no drop path; the attention block does.
-        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, name=f"block{j}")
+        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, gelu_form=gelu_form, name=f"block{j}")
                        for j in range(self.depth - 1)]
         self.blocks.append(SwiftFormerEncoder(
             self.dim, self.mlp_ratio, self.layer_scale_init, self.drop_path_rates[-1],
-            attention=attention, name=f"block{self.depth - 1}"))
+            attention=attention, fused=fused, gelu_form=gelu_form,
+            norm_references=norm_references, name=f"block{self.depth - 1}"))
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -65,7 +70,9 @@ class Stage(layers.Layer):
         return {**super().get_config(), "dim": self.dim, "depth": self.depth,
                 "downsample": self.downsample is not None, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
-                "drop_path_rates": self.drop_path_rates, "attention": self.attention}
+                "drop_path_rates": self.drop_path_rates, "attention": self.attention,
+                "fused": self.fused, "gelu_form": self.gelu_form,
+                "norm_references": self.norm_references}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -90,12 +97,17 @@ class SwiftFormer(keras.Model):
             checkpoints, "normalize" otherwise.
         features_only: return the 4 stage outputs (strides 4, 8, 16, 32) instead.
         include_preprocessing: accept 0-255 RGB and apply the ImageNet mean/std in-graph.
+        fused, gelu_form, norm_references: the inference form made by
+            :func:`swiftformer_tf.deploy.fuse_for_inference` (BatchNorms before convs and
+            the final norm folded, both heads merged into one; optionally integer-friendly
+            GELU and L2 normalisations for int8 export); not for training.
     """
 
     def __init__(self, variant="XS", *, weights=None, include_top=True, num_classes=None,
                  input_shape=(None, None, 3), pooling=None, distillation=True,
                  drop_path_rate=0.0, attention=None, features_only=False,
-                 include_preprocessing=False, name=None, **kwargs):
+                 include_preprocessing=False, fused=False, gelu_form="exact",
+                 norm_references=None, name=None, **kwargs):
         config = get_config(variant)
         checkpoint = None
         if weights is not None and not _is_keras_weights(weights):
@@ -122,6 +134,7 @@ class SwiftFormer(keras.Model):
         self.attention = attention
         self.features_only = bool(features_only)
         self.include_preprocessing = bool(include_preprocessing)
+        self.fused, self.gelu_form = bool(fused), gelu_form
 
         self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
                               if include_preprocessing else None)
@@ -136,12 +149,15 @@ class SwiftFormer(keras.Model):
             self.stages.append(Stage(dim, depth, downsample=i > 0, mlp_ratio=config.mlp_ratio,
                                      layer_scale_init=config.layer_scale_init,
                                      drop_path_rates=rates, attention=attention,
+                                     fused=self.fused, gelu_form=gelu_form,
+                                     norm_references=norm_references[i] if norm_references else None,
                                      name=f"stage{i}"))
-        self.norm = None if self.features_only else _batch_norm("norm")
+        fused_head = self.fused and self.include_top
+        self.norm = None if self.features_only or fused_head else _batch_norm("norm")
         self.head = self.dist_head = None
         if self.include_top:
             self.head = _dense(num_classes, "head")
-            if self.distillation:
+            if self.distillation and not fused_head:
                 self.dist_head = _dense(num_classes, "dist_head")
 
         self.build((None,) + self.image_shape)
@@ -176,7 +192,7 @@ class SwiftFormer(keras.Model):
         features = self.forward_features(inputs, training=training)
         if self.features_only:
             return features
-        x = self.norm(features[-1], training=training)
+        x = features[-1] if self.norm is None else self.norm(features[-1], training=training)
         if not self.include_top:
             if self.pooling == "avg":
                 return ops.mean(x, axis=(1, 2))
@@ -185,7 +201,7 @@ class SwiftFormer(keras.Model):
             return x
         pooled = ops.mean(x, axis=(1, 2))
         logits = self.head(pooled)
-        if not self.distillation:
+        if self.dist_head is None:
             return logits
         dist_logits = self.dist_head(pooled)
         if training or return_both_heads:
@@ -212,7 +228,9 @@ class SwiftFormer(keras.Model):
                 "pooling": self.pooling, "distillation": self.distillation,
                 "drop_path_rate": self.drop_path_rate, "attention": self.attention,
                 "features_only": self.features_only,
-                "include_preprocessing": self.include_preprocessing, "name": self.name,
+                "include_preprocessing": self.include_preprocessing, "fused": self.fused,
+                "gelu_form": self.gelu_form, "norm_references": self.norm_references,
+                "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
