@@ -31,7 +31,6 @@ class Stage(layers.Layer):
                  norm_references=None, **kwargs):
         super().__init__(**kwargs)
         self.fused, self.gelu_form = bool(fused), gelu_form
-        self.norm_references = norm_references  # per stage: 3 references, or None
         self.norm_references = norm_references
         self.dim, self.depth = int(dim), int(depth)
         self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
@@ -135,6 +134,7 @@ class SwiftFormer(keras.Model):
         self.features_only = bool(features_only)
         self.include_preprocessing = bool(include_preprocessing)
         self.fused, self.gelu_form = bool(fused), gelu_form
+        self.norm_references = norm_references  # per stage: 3 references, or None
 
         self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
                               if include_preprocessing else None)
