@@ -1,0 +1,180 @@
+"""Calibration and check images with the official evaluation preprocessing.
+
+Sources: a folder of images, a TensorFlow Datasets split (already downloaded; nothing is
+fetched), or ``builtin``: real photographs shipped by scikit-image and matplotlib. Every
+image goes through the official eval transform: bicubic resize of the shorter side to
+``size * 256 / 224``, centre crop ``size``; :func:`normalize` then applies the ImageNet
+mean and std.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Iterator, List, Tuple
+
+import numpy as np
+
+from swiftformer_tf.layers import IMAGENET_MEAN, IMAGENET_STD
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+# Real photographs (no drawings or synthetic charts), split so that the fidelity check
+# never sees a photograph used for calibration.
+BUILTIN_CALIBRATION = ["astronaut", "chelsea", "motorcycle_left", "hubble_deep_field", "retina",
+                       "ihc", "camera", "moon", "brick", "grass", "gravel", "coins"]
+BUILTIN_CHECK = ["rocket", "motorcycle_right", "grace_hopper", "coffee"]
+
+
+class CalibrationError(ValueError):
+    """A calibration source that cannot give images."""
+
+
+def eval_transform(image, size: Tuple[int, int]):
+    """PIL image -> float32 (H, W, 3) in 0-255: bicubic shorter-side resize, centre crop."""
+    from PIL import Image
+    height, width = size
+    image = image.convert("RGB")
+    resize_to = int(round(min(height, width) * 256 / 224))
+    w, h = image.size
+    scale = resize_to / min(w, h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    image = image.resize((new_w, new_h), Image.BICUBIC)
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return np.asarray(image.crop((left, top, left + width, top + height)), np.float32)
+
+
+def normalize(images):
+    """0-255 RGB -> ImageNet-normalised model input."""
+    return ((np.asarray(images, np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32))
+            / np.array(IMAGENET_STD, np.float32))
+
+
+def _builtin_path(name):
+    if name == "grace_hopper":
+        import matplotlib
+        return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
+                            "grace_hopper.jpg")
+    import skimage
+    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
+    for ext in (".png", ".jpg"):
+        if os.path.isfile(os.path.join(folder, name + ext)):
+            return os.path.join(folder, name + ext)
+    raise CalibrationError(f"builtin photograph '{name}' not found in {folder}")
+
+
+def _views(image):
+    """Deterministic crops and flips of one photograph, so a few photographs give many
+    distinct calibration samples (the first view is the plain image)."""
+    from PIL import ImageOps
+    w, h = image.size
+    for fraction, flip in itertools.product((1.0, 0.8, 0.6, 0.45), (False, True)):
+        for anchor in ((0.5, 0.5), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0)):
+            if fraction == 1.0 and anchor != (0.5, 0.5):
+                continue
+            cw, ch = int(w * fraction), int(h * fraction)
+            left, top = int((w - cw) * anchor[0]), int((h - ch) * anchor[1])
+            view = image.crop((left, top, left + cw, top + ch))
+            yield ImageOps.mirror(view) if flip else view
+
+
+def _open(path):
+    from PIL import Image, UnidentifiedImageError
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, UnidentifiedImageError) as err:
+        raise CalibrationError(f"{path}: unreadable image ({err})") from None
+
+
+def builtin_images(split="calibration") -> Iterator:
+    names = BUILTIN_CALIBRATION if split == "calibration" else BUILTIN_CHECK
+    photos = [_open(_builtin_path(n)) for n in names]
+    # round-robin over photographs so any prefix mixes them
+    for views in itertools.zip_longest(*(_views(p) for p in photos)):
+        for view in views:
+            if view is not None:
+                yield view
+
+
+def folder_images(folder) -> List[str]:
+    if not os.path.isdir(folder):
+        raise CalibrationError(f"{folder}: calibration folder not found")
+    try:
+        paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder)
+                       for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    except OSError as err:
+        raise CalibrationError(f"{folder}: unreadable ({err})") from None
+    if not paths:
+        raise CalibrationError(f"{folder}: no images found (looked for "
+                               f"{', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def tfds_images(spec) -> Iterator:
+    """Images of ``tfds:NAME[:SPLIT]`` from the local TFDS data dir (never downloads)."""
+    parts = spec.split(":")
+    name, split = parts[1], (parts[2] if len(parts) > 2 else "train")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise CalibrationError(f"{spec}: tensorflow-datasets is not installed "
+                               f"(pip install tensorflow-datasets)") from None
+    from PIL import Image
+    try:
+        dataset = tfds.load(name, split=split, download=False, shuffle_files=False)
+    except Exception as err:  # tfds raises many types for a missing dataset
+        raise CalibrationError(f"{spec}: dataset not available locally ({err}); prepare it "
+                               f"with tfds first, nothing is downloaded here") from None
+    for example in tfds.as_numpy(dataset):
+        image = example.get("image")
+        if image is None:
+            raise CalibrationError(f"{spec}: examples have no 'image' feature")
+        image = np.asarray(image)
+        yield Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+class ImageSource:
+    """Calibration images and disjoint check images, as 0-255 float32 crops."""
+
+    def __init__(self, spec: str, size: Tuple[int, int]):
+        self.spec, self.size = spec, tuple(size)
+        if spec == "builtin":
+            self.description = "builtin: real photographs shipped by scikit-image and matplotlib"
+        elif spec.startswith("tfds:"):
+            if len(spec.split(":")) < 2 or not spec.split(":")[1]:
+                raise CalibrationError(f"{spec}: expected tfds:NAME[:SPLIT]")
+            self.description = spec
+        else:
+            self._paths = folder_images(spec)
+            self.description = f"folder {spec} ({len(self._paths)} images)"
+
+    def _pil_images(self, split):
+        if self.spec == "builtin":
+            return builtin_images(split)
+        if self.spec.startswith("tfds:"):
+            stream = tfds_images(self.spec)
+            return stream if split == "calibration" else itertools.islice(stream, 10_000, None)
+        return (_open(p) for p in self._paths)
+
+    def calibration(self, count) -> Iterator[np.ndarray]:
+        taken = 0
+        for image in itertools.islice(self._pil_images("calibration"), count):
+            taken += 1
+            yield eval_transform(image, self.size)
+        if taken == 0:
+            raise CalibrationError(f"{self.spec}: gave no images")
+
+    def check(self, count, skip=0) -> Iterator[np.ndarray]:
+        """Held-out images: the builtin check photographs, or a folder's / split's images
+        after the ``skip`` used for calibration (builtin ones if none are left)."""
+        if self.spec == "builtin":
+            stream = builtin_images("check")
+        elif self.spec.startswith("tfds:"):
+            stream = itertools.islice(tfds_images(self.spec), skip, None)
+        else:
+            rest = self._paths[skip:]
+            stream = (_open(p) for p in rest) if rest else builtin_images("check")
+        for image in itertools.islice(stream, count):
+            yield eval_transform(image, self.size)

@@ -1,0 +1,186 @@
+"""SwiftFormer to TFLite with post-training quantization.
+
+The converted graph is the model's inference form (:mod:`swiftformer_tf.deploy`): folded
+BatchNorms and one merged head. Full-int8 export also swaps in the integer-friendly GELU
+(``x * sigmoid(1.702 x)``) and Newton L2 normalisations, because XNNPACK has no integer
+GELU, RSQRT or MAXIMUM kernel and each of them would split the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import os
+import shutil
+import tempfile
+from typing import Callable, Iterable, List, Optional
+
+import numpy as np
+
+from swiftformer_tf.deploy import calibrate_norm_references, fuse_for_inference
+
+QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
+APPROXIMATIONS = {
+    "int8": ["GELU as x * sigmoid(1.702 x)",
+             "L2 normalisations as 4 Newton steps for 1/sqrt (calibrated range, no eps)"],
+}
+
+
+class ExportError(RuntimeError):
+    """A conversion that cannot produce a valid model."""
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    flatbuffer: bytes
+    quantize: str
+    approximations: List[str]
+    norm_references: Optional[list] = None
+    kept_float: List[str] = dataclasses.field(default_factory=list)
+
+
+def export_graph(model, quantize, calibration=None):
+    """The Keras graph that gets converted for ``quantize``."""
+    if quantize == "int8":
+        references = calibrate_norm_references(model, (x[None] for x in calibration))
+        return fuse_for_inference(model, gelu_form="sigmoid", norm_references=references), references
+    return fuse_for_inference(model), None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converter prints MLIR diagnostics to stdout; keep them for error messages only."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield buffer
+
+
+def saved_model_converter(graph, input_shape, workdir):
+    import tensorflow as tf
+    path = os.path.join(workdir, "saved_model")
+    with _quiet():
+        graph.export(path, format="tf_saved_model", verbose=False,
+                     input_signature=[tf.TensorSpec(input_shape, tf.float32)])
+    return tf.lite.TFLiteConverter.from_saved_model(path)
+
+
+def configure(converter, quantize, representative: Optional[Callable], int8_io=False):
+    import tensorflow as tf
+    ops = tf.lite.OpsSet
+    converter.target_spec.supported_ops = [ops.TFLITE_BUILTINS]  # never Flex ops
+    if quantize == "none":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [ops.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    elif quantize == "int16x8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [
+            ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def _run_converter(convert):
+    try:
+        with _quiet() as log:
+            return convert()
+    except Exception as err:  # the converter raises ConverterError and others
+        text = str(err) + log.getvalue()
+        if "Flex" in text or "Select TF" in text or "SELECT_TF_OPS" in text:
+            raise ExportError("the model needs TensorFlow ops that are not TFLite builtins "
+                              f"(Flex); refusing to emit them: {text.strip()[:400]}") from None
+        raise ExportError(f"TFLite conversion failed: {text.strip()[:600]}") from None
+
+
+def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, int8_io=False,
+            calibration: Optional[Iterable[np.ndarray]] = None, debug_csv=None,
+            selective_target=None, fidelity_fn=None, progress=None) -> ConversionResult:
+    """Converts ``model`` (a SwiftFormer) to a TFLite flatbuffer.
+
+    ``calibration``: model-input images (H, W, 3) for int8 / int16x8. ``debug_csv`` writes
+    the QuantizationDebugger's per-layer statistics; ``selective_target`` (a cosine
+    similarity, with ``fidelity_fn(flatbuffer) -> cosine``) keeps the worst layers in
+    float until it is met.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantization mode {quantize!r}; choose one of {QUANTIZE_MODES}")
+    if int8_io and quantize != "int8":
+        raise ValueError("--int8-io applies only to --quantize int8")
+    needs_data = quantize in ("int8", "int16x8")
+    samples = list(calibration or []) if needs_data else []
+    if needs_data and not samples:
+        raise ValueError(f"--quantize {quantize} needs calibration images")
+    graph, references = export_graph(model, quantize, samples)
+    h, w = input_size
+    shape = (1, None, None, 3) if dynamic_size else (1, h, w, 3)
+
+    def representative():
+        for x in (progress(samples) if progress else samples):
+            yield [np.asarray(x, np.float32)[None]]
+
+    workdir = tempfile.mkdtemp(prefix="swiftformer_tflite_")
+    try:
+        converter = configure(saved_model_converter(graph, shape, workdir), quantize,
+                              representative, int8_io)
+        kept = []
+        if needs_data and (debug_csv or selective_target):
+            flatbuffer, kept = _debugged(converter, representative, debug_csv, selective_target,
+                                         fidelity_fn)
+        else:
+            flatbuffer = _run_converter(converter.convert)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ConversionResult(flatbuffer=flatbuffer, quantize=quantize,
+                            approximations=APPROXIMATIONS.get(quantize, []),
+                            norm_references=references, kept_float=kept)
+
+
+def _debugged(converter, representative, debug_csv, selective_target, fidelity_fn):
+    """QuantizationDebugger statistics, and the selective float fallback."""
+    import tensorflow as tf
+    debug = tf.lite.experimental
+    debugger = _run_converter(lambda: debug.QuantizationDebugger(
+        converter=converter, debug_dataset=representative))
+    _run_converter(debugger.run)
+    rows = _layer_rows(debugger)
+    if debug_csv:
+        from swiftformer_tf.io_utils import atomic_output
+        with atomic_output(debug_csv) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["tensor_name"])
+            writer.writeheader()
+            writer.writerows(rows)
+    flatbuffer = _run_converter(converter.convert)
+    if not selective_target:
+        return flatbuffer, []
+    ranked = [r["tensor_name"] for r in rows if r.get("tensor_name")]
+    kept: List[str] = []
+    step = 1
+    while fidelity_fn(flatbuffer) < selective_target and len(kept) < len(ranked):
+        kept = ranked[:len(kept) + step]
+        step *= 2  # 1, 2, 4, ... worst layers in float
+        options = debug.QuantizationDebugOptions(denylisted_nodes=kept)
+        selective = _run_converter(lambda: debug.QuantizationDebugger(
+            converter=converter, debug_dataset=representative, debug_options=options))
+        flatbuffer = _run_converter(selective.get_nondebug_quantized_model)
+    return flatbuffer, kept
+
+
+def _layer_rows(debugger):
+    """The debugger's per-layer dump, with rmse / scale (its usual ranking) added."""
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        scale = float(row.get("scale") or 0.0)
+        mse = float(row.get("mean_squared_error") or 0.0)
+        row["rmse_over_scale"] = float(np.sqrt(mse) / scale) if scale else 0.0
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r["rmse_over_scale"])

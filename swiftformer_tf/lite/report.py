@@ -1,0 +1,59 @@
+"""Fidelity of a .tflite model against its Keras model, and the conversion summary."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def fidelity(reference, candidate, images, progress=None) -> dict:
+    """Compares two classifiers (callables on one (1, H, W, 3) batch) on ``images``."""
+    ref_all, out_all = [], []
+    for image in (progress(images) if progress else images):
+        x = np.asarray(image, np.float32)[None]
+        ref_all.append(np.asarray(reference(x), np.float64).reshape(-1))
+        out_all.append(np.asarray(candidate(x), np.float64).reshape(-1))
+    if not ref_all:
+        raise ValueError("no images to check fidelity on")
+    ref, out = np.stack(ref_all), np.stack(out_all)
+    cosine = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) *
+                                             np.linalg.norm(out, axis=1), 1e-30)
+    max_abs = float(np.abs(out - ref).max())
+    return {"images": len(ref), "max_abs_diff": max_abs,
+            "max_abs_ref": float(np.abs(ref).max()),
+            "relative_max_diff": max_abs / max(float(np.abs(ref).max()), 1e-30),
+            "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min()),
+            "top1_agreement": float((ref.argmax(1) == out.argmax(1)).mean())}
+
+
+def format_summary(report: dict) -> str:
+    lines = [f"model:          {report['output']}",
+             f"source:         SwiftFormer-{report['variant']} ({report['weights']})",
+             f"quantization:   {report['quantize']}"
+             + (" (int8 input and output)" if report.get("int8_io") else ""),
+             f"size:           {report['size_bytes'] / 1e6:.2f} MB",
+             f"input:          {report['graph']['input_shape']} {report['graph']['input_dtype']}",
+             "ops:            " + ", ".join(f"{k} {v}" for k, v in report["graph"]["op_histogram"].items()),
+             f"XNNPACK:        {report['graph']['partitions']} partition(s)"
+             + (", CPU fallback: " + ", ".join(f"{k} {v}" for k, v in report["graph"]["cpu_ops"].items())
+                if report["graph"]["cpu_ops"] else ", whole graph delegated")]
+    if report["quantize"] in ("int8", "int16x8"):
+        floats = report["graph"]["float_tensors"]
+        lines.append(f"float tensors:  {len(floats)} inside the graph"
+                     + (": " + ", ".join(floats[:6]) + (" ..." if len(floats) > 6 else "")
+                        if floats else " (integer end to end)"))
+        lines.append(f"calibration:    {report['calibration']}")
+    for approximation in report.get("approximations", []):
+        lines.append(f"approximation:  {approximation}")
+    if report.get("kept_float"):
+        lines.append(f"kept in float:  {len(report['kept_float'])} layers (selective mode)")
+    check = report.get("fidelity")
+    if check:
+        lines.append(f"fidelity:       {check['images']} held-out images: max |diff| "
+                     f"{check['max_abs_diff']:.3g} ({check['relative_max_diff']:.2e} of max |ref|), "
+                     f"cosine mean {check['cosine_mean']:.5f} / min {check['cosine_min']:.5f}, "
+                     f"top-1 agreement {100 * check['top1_agreement']:.1f}%")
+    for timing in report.get("latency", []):
+        lines.append(f"host latency:   {timing['median_ms']:.2f} ms median "
+                     f"({timing['threads']} thread{'s' if timing['threads'] > 1 else ''}, "
+                     f"{timing['runs']} runs, {report['runtime']})")
+    return "\n".join(lines)

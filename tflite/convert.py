@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Convert SwiftFormer to TFLite (optionally quantized), check it against the Keras model
+on held-out images and report size, ops, XNNPACK partitions, fidelity and host latency.
+
+    python tflite/convert.py --variant XS --weights SwiftFormer_XS_ckpt.pth --quantize int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402  (no TensorFlow yet)
+from swiftformer_tf.variants import VARIANTS  # noqa: E402
+
+RANDOM_WEIGHTS_WARNING = """\
+##########################################################################################
+# WARNING: no --weights given: converting a RANDOMLY INITIALISED SwiftFormer-{variant}.
+# Its predictions are meaningless; sizes, ops and latency are still representative.
+##########################################################################################"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="convert.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variant", choices=list(VARIANTS),
+                   help="model variant (default XS; detected from --weights when given)")
+    p.add_argument("--weights", help="official / timm / Hugging Face checkpoint or a .keras file")
+    p.add_argument("--attention", choices=["normalize", "legacy"],
+                   help="attention semantics (default: from the checkpoint's format)")
+    p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES)
+    p.add_argument("--int8-io", action="store_true", help="int8 input and output (with int8)")
+    p.add_argument("--input-size", default="224",
+                   help="input size, N or HxW (default 224)")
+    p.add_argument("--dynamic-size", action="store_true",
+                   help="keep H and W dynamic (batch stays 1); slower with XNNPACK")
+    p.add_argument("--include-preprocessing", action="store_true",
+                   help="the model takes 0-255 RGB and normalises in-graph")
+    p.add_argument("--calibration", default="builtin",
+                   help="DIR, tfds:NAME[:SPLIT] or builtin (default: real photographs "
+                        "shipped by scikit-image and matplotlib)")
+    p.add_argument("--num-calibration", type=int, default=256)
+    p.add_argument("--num-check", type=int, default=32, help="held-out images for the check")
+    p.add_argument("--output", help="output .tflite (default swiftformer_<variant>_<mode>.tflite)")
+    p.add_argument("--report", help="also write the summary as JSON here")
+    p.add_argument("--no-check", action="store_true", help="skip the fidelity check and timing")
+    p.add_argument("--debug-csv", help="write the QuantizationDebugger per-layer errors (CSV)")
+    p.add_argument("--selective", type=float, metavar="COSINE",
+                   help="keep the worst layers in float until the logit cosine on the "
+                        "check images reaches COSINE (int8 / int16x8)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1], help="latency threads")
+    p.add_argument("--runs", type=int, default=30, help="latency runs per thread count")
+    args = p.parse_args(argv)
+    try:
+        parts = [int(n) for n in args.input_size.lower().split("x")]
+        args.input_size = (parts[0], parts[-1]) if len(parts) in (1, 2) else None
+    except ValueError:
+        args.input_size = None
+    if not args.input_size or min(args.input_size) < 16:
+        p.error(f"--input-size must be N or HxW with sizes >= 16, got {args.input_size!r}")
+    if args.int8_io and args.quantize != "int8":
+        p.error("--int8-io needs --quantize int8")
+    if (args.debug_csv or args.selective) and args.quantize not in ("int8", "int16x8"):
+        p.error("--debug-csv and --selective need --quantize int8 or int16x8")
+    if args.selective and args.no_check:
+        p.error("--selective measures fidelity on the check images; drop --no-check")
+    if args.num_calibration < 1 or args.num_check < 1:
+        p.error("--num-calibration and --num-check must be positive")
+    return args
+
+
+def load_model(args):
+    import keras
+
+    from swiftformer_tf import SwiftFormer, build_from_checkpoint
+    options = dict(include_preprocessing=args.include_preprocessing,
+                   input_shape=(None, None, 3))
+    if args.weights is None:
+        print(RANDOM_WEIGHTS_WARNING.format(variant=args.variant or "XS"), file=sys.stderr)
+        return SwiftFormer(args.variant or "XS", attention=args.attention, **options), "random init"
+    if args.weights.endswith(".keras"):
+        if not os.path.isfile(args.weights):
+            raise ValueError(f"{args.weights}: no such file")
+        try:
+            model = keras.models.load_model(args.weights, compile=False)
+        except Exception as err:
+            raise ValueError(f"{args.weights}: not a loadable .keras file ({err})") from None
+        if not isinstance(model, SwiftFormer):
+            raise ValueError(f"{args.weights}: holds {type(model).__name__}, not a SwiftFormer")
+        if args.variant and model.config.name != args.variant:
+            raise ValueError(f"{args.weights}: is SwiftFormer-{model.config.name}, "
+                             f"not --variant {args.variant}")
+        if model.include_preprocessing != args.include_preprocessing:
+            config = model.get_config() | {"include_preprocessing": args.include_preprocessing}
+            rebuilt = SwiftFormer.from_config(config)
+            rebuilt.set_weights(model.get_weights())
+            model = rebuilt
+        return model, args.weights
+    model, _, _ = build_from_checkpoint(args.weights, variant=args.variant or "auto",
+                                        attention=args.attention or "auto", **options)
+    return model, args.weights
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    import_tensorflow_quietly()
+    from tqdm import tqdm
+
+    from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
+    from swiftformer_tf.lite.calibration import CalibrationError, ImageSource, normalize
+    from swiftformer_tf.lite.converter import ExportError, convert
+    from swiftformer_tf.lite.report import fidelity, format_summary
+    from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,
+                                             summarize_graph)
+    from swiftformer_tf.torch_pickle import CheckpointError
+
+    def fail(message):
+        print(f"convert.py: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        model, weights = load_model(args)
+        output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
+        check_writable(output)
+        if args.report:
+            check_writable(args.report)
+        needs_images = args.quantize in ("int8", "int16x8") or not args.no_check
+        source = ImageSource(args.calibration, args.input_size) if needs_images else None
+        prepare = (lambda x: x) if args.include_preprocessing else normalize
+        calibration = []
+        if args.quantize in ("int8", "int16x8"):
+            bar = tqdm(source.calibration(args.num_calibration), total=args.num_calibration,
+                       desc="calibration images", unit="img")
+            calibration = [prepare(x) for x in bar]
+        check_images = []
+        if not args.no_check:
+            check_images = [prepare(x) for x in source.check(args.num_check,
+                                                             skip=args.num_calibration)]
+
+        def keras_reference(x):
+            return model(x, training=False)
+
+        def cosine_of(flatbuffer):
+            return fidelity(keras_reference, TFLiteRunner(flatbuffer), check_images)["cosine_mean"]
+
+        result = convert(model, args.quantize, args.input_size, args.dynamic_size, args.int8_io,
+                         calibration, debug_csv=args.debug_csv, selective_target=args.selective,
+                         fidelity_fn=cosine_of,
+                         progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"))
+        with atomic_output(output) as tmp, open(tmp, "wb") as f:
+            f.write(result.flatbuffer)
+    except (CheckpointError, CalibrationError, ExportError, OutputError, ValueError,
+            FileNotFoundError) as err:
+        return fail(str(err))
+
+    report = {"output": output, "variant": model.config.name, "weights": weights,
+              "quantize": args.quantize, "int8_io": args.int8_io,
+              "input_size": list(args.input_size), "dynamic_size": args.dynamic_size,
+              "include_preprocessing": args.include_preprocessing,
+              "size_bytes": len(result.flatbuffer), "runtime": interpreter_class()[1],
+              "graph": summarize_graph(result.flatbuffer).to_dict(),
+              "approximations": result.approximations, "kept_float": result.kept_float,
+              "norm_references": result.norm_references,
+              "calibration": source.description if calibration else None}
+    if not args.no_check:
+        report["fidelity"] = fidelity(keras_reference, TFLiteRunner(result.flatbuffer),
+                                      tqdm(check_images, desc="fidelity check", unit="img"))
+        report["latency"] = [dict(measure_latency(result.flatbuffer, t, args.runs).to_dict(),
+                                  threads=t) for t in args.threads]
+    print(format_summary(report))
+    if args.report:
+        with atomic_output(args.report) as tmp, open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
