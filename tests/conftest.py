@@ -33,3 +33,35 @@ def nhwc(x):
 
 
 TOLERANCE = 1e-5  # max |diff| <= 1e-5 * max |ref|, float32
+
+
+def load_script(relative_path):
+    """A command-line script of the repository as a module (to call its ``main``)."""
+    import importlib.util
+    path = os.path.join(ROOT, relative_path)
+    name = "script_" + relative_path.replace("/", "_").replace(".py", "")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def randomize(model, seed=0):
+    """Random weights in which every tensor matters (BN statistics, layer scales, heads),
+    like the golden files' recipe, so a comparison proves something."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape, path = tuple(variable.shape), variable.path
+        if path.endswith("moving_mean"):
+            value = rng.normal(0, 0.1, shape)
+        elif path.endswith(("moving_variance", "gamma")) or "layer_scale" in path:
+            value = rng.uniform(0.75, 1.25, shape)
+        elif path.endswith(("bias", "beta")):
+            value = rng.normal(0, 0.05, shape)
+        elif path.endswith("w_g"):
+            value = rng.normal(0, 1, shape)
+        else:
+            fan_in = int(np.prod(shape[:-1])) if "depthwise" not in path else int(np.prod(shape[:2]))
+            value = rng.normal(0, 1 / np.sqrt(fan_in), shape)
+        variable.assign(value.astype("float32"))
+    return model

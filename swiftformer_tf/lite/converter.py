@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import io
 import os
+import re
 import shutil
 import tempfile
 from typing import Callable, Iterable, List, Optional
@@ -94,9 +95,10 @@ def _run_converter(convert):
             return convert()
     except Exception as err:  # the converter raises ConverterError and others
         text = str(err) + log.getvalue()
-        if "Flex" in text or "Select TF" in text or "SELECT_TF_OPS" in text:
-            raise ExportError("the model needs TensorFlow ops that are not TFLite builtins "
-                              f"(Flex); refusing to emit them: {text.strip()[:400]}") from None
+        if "flex op" in text.lower() or "select tf" in text.lower():
+            names = sorted(set(re.findall(r"'(tf\.\w+)' op is neither", text))) or ["?"]
+            raise ExportError(f"the model needs TensorFlow ops that are not TFLite builtins "
+                              f"({', '.join(names)}); refusing to emit Flex ops") from None
         raise ExportError(f"TFLite conversion failed: {text.strip()[:600]}") from None
 
 

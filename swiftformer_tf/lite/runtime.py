@@ -114,12 +114,13 @@ def summarize_graph(model) -> GraphSummary:
     quantized = any(np.dtype(t).kind == "i" and np.dtype(t).itemsize <= 2
                     for d in original for t in d["result_types"])
     if quantized:
+        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
         for d in original:
             if d["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
                 continue  # the float/integer boundary itself
             for t, dtype in zip(d["outputs"], d["result_types"]):
                 if np.dtype(dtype).kind == "f":
-                    float_tensors.append(f"{d['op_name']}:{interpreter._interpreter.TensorName(int(t))}")
+                    float_tensors.append(f"{d['op_name']}:{names.get(int(t), t)}")
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     return GraphSummary(op_histogram=dict(histogram.most_common()), partitions=len(delegates),
                         cpu_ops=dict(cpu_ops), float_tensors=float_tensors,
@@ -208,3 +209,28 @@ def time_invocations(interpreter, runs=50, warmup=5):
 
 def measure_latency(model, num_threads=1, runs=50, warmup=5):
     return time_invocations(load_interpreter(model, num_threads), runs, warmup)
+
+
+def interleaved_latency(models, threads=(1,), runs=50, warmup=5, rounds=10, progress=None):
+    """Latency of several models measured A B A B: each of ``rounds`` rounds runs
+    ``runs / rounds`` invocations of every model in turn, so that machine noise hits all of
+    them alike. Returns {(model, threads): [per-invocation ms, ...]}."""
+    per_round = max(1, -(-runs // rounds))
+    results = {}
+    for count in threads:
+        interpreters = {}
+        for model in models:
+            interpreter = load_interpreter(model, count)
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], random_input(detail))
+            for _ in range(warmup):
+                interpreter.invoke()
+            interpreters[model] = interpreter
+            results[(model, count)] = []
+        for _ in (progress(range(rounds)) if progress else range(rounds)):
+            for model, interpreter in interpreters.items():
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    interpreter.invoke()
+                    results[(model, count)].append((time.perf_counter() - start) * 1e3)
+    return results

@@ -1,0 +1,182 @@
+"""TFLite export: fidelity of every mode, integer-only int8, delegate partitions, the
+convert and benchmark command lines and their errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import TOLERANCE, load_script, nhwc, randomize, relative_error
+
+import swiftformer_tf as sf
+from swiftformer_tf.lite.converter import ExportError, convert
+from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
+
+convert_cli = load_script("tflite/convert.py")
+benchmark_cli = load_script("tflite/benchmark.py")
+
+
+@pytest.mark.parametrize("variant", ["XS", "S", "L1", "L3"])
+def test_fp32_reproduces_keras_for_every_variant(variant):
+    model = randomize(sf.SwiftFormer(variant), seed=len(variant))
+    result = convert(model, "none", input_size=(97, 131))
+    graph = summarize_graph(result.flatbuffer)
+    assert graph.partitions == 1 and not graph.cpu_ops
+    assert graph.input_shape == [1, 97, 131, 3]  # static batch 1
+    # folded: no BatchNorm arithmetic left beyond the attention, one head
+    assert graph.op_histogram["FULLY_CONNECTED"] == 1
+    assert graph.op_histogram["MUL"] == 32 and "SUB" not in graph.op_histogram
+    x = np.random.default_rng(0).normal(size=(1, 97, 131, 3)).astype(np.float32)
+    expected = np.asarray(model(x))
+    assert relative_error(TFLiteRunner(result.flatbuffer)(x), expected) <= TOLERANCE
+
+
+def test_fp32_matches_official_golden(golden_dir):
+    model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
+    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
+    result = convert(model, "none", input_size=(160, 192))
+    logits = TFLiteRunner(result.flatbuffer)(nhwc(data["input_1"]))
+    assert relative_error(logits, data["logits_eval_1"]) <= TOLERANCE
+
+
+def test_dynamic_size_runs_at_two_sizes(golden_dir):
+    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    result = convert(model, "none", dynamic_size=True)
+    assert summarize_graph(result.flatbuffer).input_shape == [1, -1, -1, 3]
+    data = np.load(os.path.join(golden_dir, "tiny_io.npz"))
+    runner = TFLiteRunner(result.flatbuffer)
+    for j in range(2):
+        x = nhwc(data[f"input_{j}"])[:1]
+        assert relative_error(runner(x), data[f"logits_eval_{j}"][:1]) <= TOLERANCE
+
+
+def test_flex_ops_are_refused():
+    import tensorflow as tf
+
+    from swiftformer_tf.lite.converter import _run_converter, configure
+    fn = tf.function(lambda x: tf.math.cumprod(x, axis=1),
+                     input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    with pytest.raises(ExportError, match="not TFLite builtins"):
+        _run_converter(configure(converter, "none", None).convert)
+
+
+@pytest.fixture(scope="module")
+def int8_xs_report(golden_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    argv = ["--weights", os.path.join(golden_dir, "swiftformer_xs.pth"), "--quantize", "int8",
+            "--num-calibration", "64", "--num-check", "12", "--threads", "1", "--runs", "5",
+            "--output", str(out / "xs_int8.tflite"), "--report", str(out / "report.json")]
+    assert convert_cli.main(argv) == 0
+    return json.loads((out / "report.json").read_text()), out / "xs_int8.tflite"
+
+
+def test_int8_is_integer_in_few_partitions_and_faithful(int8_xs_report):
+    report, path = int8_xs_report
+    graph = report["graph"]
+    assert graph["partitions"] <= 3 and not graph["cpu_ops"], graph
+    assert graph["float_tensors"] == []  # nothing float between QUANTIZE and DEQUANTIZE
+    assert graph["input_dtype"] == "float32" and "GELU" not in graph["op_histogram"]
+    assert {"RSQRT", "MAXIMUM", "SQUARE"}.isdisjoint(graph["op_histogram"])
+    assert any("sigmoid" in a for a in report["approximations"])
+    assert report["calibration"].startswith("builtin")
+    # measured on the golden (random but non-trivial) weights and real photographs
+    assert report["fidelity"]["cosine_min"] >= 0.99
+    assert report["size_bytes"] < 0.35 * 13e6 and os.path.getsize(path) == report["size_bytes"]
+
+
+def test_int8_io_and_other_modes(golden_dir):
+    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    rng = np.random.default_rng(0)
+    images = [rng.normal(size=(64, 64, 3)).astype(np.float32) for _ in range(8)]
+    x = images[0][None]
+    expected = np.asarray(model(x))
+    sizes = {}
+    for mode, io in (("fp16", False), ("dynamic", False), ("int8", True), ("int16x8", False)):
+        result = convert(model, mode, input_size=(64, 64), int8_io=io, calibration=images)
+        graph = summarize_graph(result.flatbuffer)
+        logits = TFLiteRunner(result.flatbuffer)(x)
+        cosine = float((logits * expected).sum() / np.linalg.norm(logits) / np.linalg.norm(expected))
+        assert cosine > (0.999 if mode in ("fp16", "dynamic") else 0.98), (mode, cosine)
+        sizes[mode] = len(result.flatbuffer)
+        if mode == "int8":
+            assert graph.input_dtype == graph.output_dtype == "int8"
+            assert graph.float_tensors == []
+        if mode == "int16x8":
+            assert graph.input_dtype == "float32" and graph.float_tensors == []
+    assert sizes["int8"] < sizes["fp16"]
+
+
+def test_debug_csv_and_selective_float(golden_dir, tmp_path):
+    csv_path = tmp_path / "layers.csv"
+    argv = ["--weights", os.path.join(golden_dir, "tiny.pth"), "--quantize", "int8",
+            "--input-size", "64", "--num-calibration", "16", "--num-check", "6",
+            "--debug-csv", str(csv_path), "--selective", "0.99999", "--runs", "3",
+            "--output", str(tmp_path / "t.tflite"), "--report", str(tmp_path / "r.json")]
+    assert convert_cli.main(argv) == 0
+    header, *rows = csv_path.read_text().splitlines()
+    assert "rmse_over_scale" in header and "tensor_name" in header and len(rows) > 20
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["kept_float"]  # the target forced some layers back to float
+    assert report["graph"]["float_tensors"]  # and the report says so
+
+
+def test_random_weights_warning_and_summary(capsys, tmp_path):
+    out = tmp_path / "xs.tflite"
+    assert convert_cli.main(["--input-size", "64", "--num-check", "2", "--runs", "2",
+                             "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "RANDOMLY INITIALISED SwiftFormer-XS" in captured.err
+    for field in ("size:", "ops:", "XNNPACK:", "fidelity:", "host latency:"):
+        assert field in captured.out
+    assert out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weights", "missing.pth"], "missing.pth: no such file"),
+    (["--calibration", "{empty}", "--quantize", "int8"], "no images found"),
+    (["--calibration", "{nowhere}", "--quantize", "int8"], "calibration folder not found"),
+    (["--calibration", "{broken}", "--quantize", "int8"], "unreadable image"),
+    (["--output", "{nowhere}/x.tflite"], "does not exist"),
+    (["--weights", "{notckpt}"], "not a PyTorch checkpoint"),
+])
+def test_bad_input_gives_one_line_error_and_no_file(argv, message, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notckpt.pth").write_text("text")
+    fill = {"empty": tmp_path / "empty", "nowhere": tmp_path / "nowhere",
+            "broken": tmp_path / "broken", "notckpt": tmp_path / "notckpt.pth"}
+    argv = [a.format(**fill) for a in argv]
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "out.tflite")]
+    assert convert_cli.main(argv + ["--input-size", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("convert.py: error:") and message in err[-1]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tflite") or ".tmp" in p]
+
+
+def test_unknown_mode_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        convert_cli.parse_args(["--quantize", "int4"])
+    assert exit_info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_benchmark_cli_interleaves_and_writes_csv(golden_dir, tmp_path, capsys):
+    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    paths = []
+    for mode in ("none", "dynamic"):
+        path = tmp_path / f"tiny_{mode}.tflite"
+        path.write_bytes(convert(model, mode, input_size=(64, 64)).flatbuffer)
+        paths.append(str(path))
+    csv_path = tmp_path / "bench.csv"
+    assert benchmark_cli.main(paths + ["--threads", "1", "2", "--runs", "6",
+                                       "--csv", str(csv_path)]) == 0
+    out = capsys.readouterr().out
+    assert "interleaved" in out and "ratio" in out
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "model,threads,runs,min_ms,median_ms,max_ms,ratio_to_first"
+    assert len(lines) == 5
+    first = lines[1].split(",")
+    assert first[-1] == "1.0" and float(first[3]) <= float(first[4]) <= float(first[5])
+    assert benchmark_cli.main([str(tmp_path / "none.tflite")]) == 2
