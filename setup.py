@@ -1,9 +1,10 @@
 from setuptools import find_packages, setup
 
-TFLITE = ["ai-edge-litert==2.3.0", "pillow>=10", "tqdm>=4.60"]
+TFLITE = ["ai-edge-litert==2.3.0", "pillow>=10", "tqdm>=4.60", "scikit-image>=0.22",
+          "matplotlib>=3.7"]
 TRAIN = ["tensorflow-datasets>=4.9", "tqdm>=4.60", "pillow>=10", "matplotlib>=3.7"]
 PLOTS = ["matplotlib>=3.7"]
-TEST = ["pytest>=8", "torch==2.13.0", "transformers>=4.41", "scikit-image>=0.22"]
+TEST = ["pytest>=8", "torch==2.13.0", "transformers>=4.41"]
 
 setup(
     name="swiftformer-tf",
