@@ -1,0 +1,1 @@
+"""On-device latency of TFLite models over adb with the TFLite benchmark_model tool."""

@@ -1,0 +1,46 @@
+"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``nnapi``) and the
+benchmark_model flags each one means."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List
+
+NNAPI_DEPRECATED_SDK = 35  # Android 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    backend: str  # cpu | gpu | nnapi
+    threads: int = 1
+    fp16: bool = False
+
+    def flags(self) -> List[str]:
+        if self.backend == "cpu":
+            return [f"--num_threads={self.threads}", "--use_xnnpack=true"]
+        if self.backend == "gpu":
+            return ["--use_gpu=true",
+                    f"--gpu_precision_loss_allowed={'true' if self.fp16 else 'false'}"]
+        return ["--use_nnapi=true", f"--num_threads={self.threads}"]
+
+
+def parse_config(text: str) -> Config:
+    name = text.strip().lower()
+    kind, _, arg = name.partition(":")
+    if kind == "cpu":
+        if not arg.isdigit() or int(arg) < 1:
+            raise ValueError(f"config {text!r}: expected cpu:N with N threads, e.g. cpu:4")
+        return Config(name, "cpu", threads=int(arg))
+    if kind == "gpu" and arg in ("", "fp32", "fp16"):
+        return Config(name, "gpu", fp16=arg == "fp16")
+    if kind == "nnapi" and arg == "":
+        return Config(name, "nnapi")
+    raise ValueError(f"unknown config {text!r}: use cpu:N, gpu, gpu:fp16 or nnapi")
+
+
+def parse_configs(text: str) -> List[Config]:
+    configs = [parse_config(part) for part in text.split(",") if part.strip()]
+    if not configs:
+        raise ValueError("no configurations given")
+    return configs

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""On-device latency of TFLite models: the TFLite benchmark_model tool over adb on CPU,
+GPU and NNAPI (or the same matrix on this machine with --host), with tables and plots.
+
+    python android_bench/run.py --models out/*.tflite --configs cpu:1,cpu:4,gpu,gpu:fp16,nnapi \\
+        --benchmark-binary android_aarch64_benchmark_model --out results/
+    python android_bench/run.py --host --models out/*.tflite --out results-host/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from android_bench.configs import parse_configs  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", required=True, help=".tflite files")
+    p.add_argument("--configs", default="cpu:1,cpu:4,gpu,gpu:fp16,nnapi",
+                   help="comma-separated: cpu:N, gpu (fp32), gpu:fp16, nnapi")
+    p.add_argument("--host", action="store_true", help="run on this machine (LiteRT)")
+    p.add_argument("--serial", help="device serial when several are connected")
+    p.add_argument("--benchmark-binary", default="android_aarch64_benchmark_model",
+                   help="path of the TFLite benchmark_model binary for the device")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="tool invocations per row; the table gives the median of their averages")
+    p.add_argument("--cpu-mask", help="taskset mask, e.g. f0 for the big cores")
+    p.add_argument("--cooldown", type=float, default=0.0, help="seconds to rest between runs")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is "
+                                                                "declared hung")
+    p.add_argument("--op-profiling", action="store_true", help="--enable_op_profiling=true")
+    p.add_argument("--out", default="results")
+    p.add_argument("--resume", action="store_true", help="skip rows already in --out")
+    args = p.parse_args(argv)
+    try:
+        args.configs = parse_configs(args.configs)
+    except ValueError as err:
+        p.error(str(err))
+    if args.runs < 1 or args.warmup < 0 or args.repeats < 1:
+        p.error("--runs and --repeats must be positive, --warmup not negative")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from android_bench.device import Adb, DeviceError
+    from android_bench.runner import DeviceRunner, HostRunner, run_matrix
+    from android_bench.tables import load_results, make_plots, save_results
+
+    def fail(message):
+        print(f"run.py: error: {message}", file=sys.stderr)
+        return 2
+
+    missing = [m for m in args.models if not os.path.isfile(m)]
+    if missing:
+        return fail(f"model not found: {', '.join(missing)}")
+    try:
+        if args.host:
+            runner = HostRunner(args.runs, args.warmup)
+        else:
+            adb = Adb()
+            adb.select(args.serial)
+            runner = DeviceRunner(adb, args.benchmark_binary, args.runs, args.warmup,
+                                  args.cpu_mask, args.op_profiling, args.timeout, args.cooldown,
+                                  args.repeats)
+        info = runner.prepare()
+    except DeviceError as err:
+        return fail(str(err))
+    results = {"host": args.host, "device": info, "rows": []}
+    if args.resume and os.path.isfile(os.path.join(args.out, "results.json")):
+        previous = load_results(args.out)
+        if previous.get("device", {}).get("serial") == info.get("serial"):
+            results["rows"] = previous["rows"]
+        else:
+            print(f"note: {args.out} holds results of another device; starting afresh")
+    run_matrix(runner, args.models, args.configs, results,
+               save=lambda r: save_results(args.out, r), resume=args.resume)
+    plots = make_plots(args.out, results)
+    failed = sum(r["status"] != "ok" for r in results["rows"])
+    print(f"wrote {args.out}/results.json, results.csv, results.md"
+          + "".join(f", {os.path.basename(p)}" for p in plots)
+          + (f"; {failed} row(s) failed" if failed else ""))
+    return 0 if failed < len(results["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""results.json -> results.csv, results.md and PNG plots (used by run.py and report.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import statistics
+
+CSV_FIELDS = ["model", "config", "status", "reason", "device_model", "soc", "android_sdk", "abi",
+              "model_size_mb", "init_ms", "first_ms", "warmup_avg_ms", "avg_ms", "min_ms",
+              "max_ms", "std_ms", "runs", "peak_memory_mb", "delegate", "delegate_status",
+              "partitions", "fallback_ops", "marks"]
+
+
+def load_results(folder) -> dict:
+    path = os.path.join(folder, "results.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no results here")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _atomic_write(path, text, mode="w"):
+    tmp = f"{path}.tmp"
+    with open(tmp, mode) as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_results(folder, results: dict):
+    """Writes results.json, results.csv and results.md, each atomically."""
+    os.makedirs(folder, exist_ok=True)
+    _atomic_write(os.path.join(folder, "results.json"), json.dumps(results, indent=2))
+    rows = results["rows"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        flat = dict(row)
+        flat["fallback_ops"] = " ".join(row.get("fallback_ops") or [])
+        flat["marks"] = " ".join(row.get("marks") or [])
+        writer.writerow(flat)
+    _atomic_write(os.path.join(folder, "results.csv"), buffer.getvalue())
+    _atomic_write(os.path.join(folder, "results.md"), markdown_table(results))
+
+
+def cell(row) -> str:
+    """A table cell: the median in ms, with the marks that qualify it."""
+    if row["status"] != "ok":
+        return f"failed: {row.get('reason', '')[:40]}"
+    text = f"{row['median_ms']:.2f}" if row.get("median_ms") is not None else f"{row['avg_ms']:.2f}"
+    marks = row.get("marks") or []
+    return text + (f" ({', '.join(marks)})" if marks else "")
+
+
+def markdown_table(results: dict) -> str:
+    rows = results["rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    by_key = {(r["model"], r["config"]): r for r in rows}
+    device = results.get("device") or {}
+    title = ("host: " + device.get("device_model", "this machine")) if results.get("host") else \
+        f"{device.get('device_model', '?')} ({device.get('soc', '?')}, Android SDK " \
+        f"{device.get('android_sdk', '?')}, {device.get('abi', '?')})"
+    lines = [f"# Latency, median ms: {title}", "",
+             "| model | " + " | ".join(configs) + " |", "|---|" + "---|" * len(configs)]
+    for model in models:
+        cells = [cell(by_key[(model, c)]) if (model, c) in by_key else "" for c in configs]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", "Marks: `partial` = the delegate ran only part of the graph (the rest on the "
+              "CPU); `cpu-fallback` = the delegate ran none of it, so the number is a CPU "
+              "number; `nnapi-deprecated` = NNAPI on Android 15+."]
+    return "\n".join(lines) + "\n"
+
+
+def _variant_of(model_name):
+    match = re.search(r"swiftformer[_-]?(xs|s|l1|l3)(?![a-z0-9])", model_name.lower())
+    return match.group(1).upper() if match else None
+
+
+def make_plots(folder, results: dict) -> list:
+    """latency_per_config.png and latency_vs_top1.png; returns the written paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from swiftformer_tf.variants import VARIANTS
+    rows = [r for r in results["rows"] if r["status"] == "ok"]
+    if not rows:
+        return []
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    configs = list(dict.fromkeys(r["config"] for r in results["rows"]))
+    written = []
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(1, len(configs)) / 2), 4.5))
+    width = 0.8 / max(1, len(configs))
+    for j, config in enumerate(configs):
+        values = []
+        for model in models:
+            row = next((r for r in rows if r["model"] == model and r["config"] == config), None)
+            values.append(row["median_ms"] if row else np.nan)
+        bars = ax.bar(np.arange(len(models)) + j * width, values, width, label=config)
+        for bar, model in zip(bars, models):
+            row = next((r for r in rows if r["model"] == model and r["config"] == config), None)
+            if row and row.get("marks"):
+                ax.annotate("*", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom")
+    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2)
+    ax.set_xticklabels(models, rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title("Latency per configuration (* = delegate fallback or deprecated backend)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(folder, "latency_per_config.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    plotted = False
+    for config in configs:
+        points = []
+        for r in rows:
+            variant = _variant_of(r["model"])
+            if r["config"] == config and variant and VARIANTS[variant].top1:
+                points.append((r["median_ms"], VARIANTS[variant].top1, r["model"]))
+        if points:
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=config)
+            for x, y, name in points:
+                ax.annotate(os.path.basename(name).replace(".tflite", ""), (x, y), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4))
+            plotted = True
+    if plotted:
+        ax.set_xlabel("median latency (ms)")
+        ax.set_ylabel("ImageNet top-1 (%), paper")
+        ax.set_title("Latency against accuracy (paper's top-1)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(folder, "latency_vs_top1.png")
+        fig.savefig(path, dpi=120)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def median(values):
+    return statistics.median(values) if values else None
