@@ -2,7 +2,8 @@ from setuptools import find_packages, setup
 
 TFLITE = ["ai-edge-litert==2.3.0", "pillow>=10", "tqdm>=4.60", "scikit-image>=0.22",
           "matplotlib>=3.7"]
-TRAIN = ["tensorflow-datasets>=4.9", "tqdm>=4.60", "pillow>=10", "matplotlib>=3.7"]
+TRAIN = ["tensorflow-datasets>=4.9", "tensorboard>=2.16", "tqdm>=4.60", "pillow>=10",
+         "matplotlib>=3.7"]
 PLOTS = ["matplotlib>=3.7"]
 TEST = ["pytest>=8", "torch==2.13.0", "transformers>=4.41"]
 
@@ -20,7 +21,7 @@ setup(
         "tflite": TFLITE,
         "train": TRAIN,
         "plots": PLOTS,
-        "test": sorted(set(TEST + TFLITE + PLOTS)),
+        "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS)),
         "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST)),
     },
     entry_points={"console_scripts": ["swiftformer-convert=swiftformer_tf.cli:main"]},

@@ -1,0 +1,1 @@
+"""ImageNet-style training of SwiftFormer in Keras with the official recipe."""

@@ -1,0 +1,218 @@
+"""Datasets for training and evaluation: TFDS (never downloaded here), a folder of class
+subfolders, or the built-in synthetic shapes; deterministic per-epoch pipelines that a
+resumed run can replay from any step."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from swiftformer_tf.training import augment
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class DataError(ValueError):
+    """A dataset that is not available; the message says how to get it."""
+
+
+@dataclasses.dataclass
+class Split:
+    """One split: a function giving a dataset of (uint8 image, int32 label) in a fixed
+    order, its size and the class names."""
+
+    make: Callable[[], tf.data.Dataset]
+    size: int
+    class_names: List[str]
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def _missing_tfds(name, data_dir, err):
+    if name.startswith("imagenet2012"):
+        manual = os.path.join(os.path.expanduser(data_dir or "~/tensorflow_datasets"),
+                              "downloads", "manual")
+        return DataError(
+            f"tfds:{name} is not prepared in {data_dir or '~/tensorflow_datasets'}. ImageNet needs "
+            f"a manual download: put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in "
+            f"{manual}, then run `tfds build {name} --data_dir "
+            f"{data_dir or '~/tensorflow_datasets'}`; or pass --data folder:DIR with one "
+            f"subfolder per class. Nothing is downloaded by this tool.")
+    return DataError(f"tfds:{name} is not available locally ({str(err)[:160]}); prepare it with "
+                     f"`tfds build {name}` first. Nothing is downloaded by this tool.")
+
+
+def tfds_split(name, split, data_dir=None) -> Split:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError("tensorflow-datasets is not installed (pip install -e '.[train]')") from None
+    read_config = tfds.ReadConfig(interleave_cycle_length=1)  # a fixed file order
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        probe = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True,
+                                   read_config=read_config)
+    except Exception as err:  # tfds raises several types for missing data
+        raise _missing_tfds(name, data_dir, err) from None
+    try:
+        size = builder.info.splits[split].num_examples
+    except Exception:  # no split metadata (e.g. tfds.testing.mock_data): count
+        size = int(probe.reduce(0, lambda n, _: n + 1))
+    names = builder.info.features["label"].names
+
+    def make():
+        ds = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True,
+                                read_config=read_config)
+        return ds.map(lambda x, y: (x, tf.cast(y, tf.int32)))
+    return Split(make, size, names)
+
+
+def _list_folder(folder) -> Tuple[List[str], List[int], List[str]]:
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder}: dataset folder not found")
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if not classes:
+        raise DataError(f"{folder}: expected one subfolder per class (or train/ and val/)")
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        for root, _, files in sorted(os.walk(os.path.join(folder, name))):
+            for f in sorted(files):
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    paths.append(os.path.join(root, f))
+                    labels.append(index)
+    if not paths:
+        raise DataError(f"{folder}: no images in its class subfolders")
+    return paths, labels, classes
+
+
+def _decode(path, label):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return image, label
+
+
+def _files_split(paths, labels, classes) -> Split:
+    def make():
+        ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int32)))
+        return ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return Split(make, len(paths), classes)
+
+
+def folder_splits(folder, val_split=0.1, seed=0) -> Tuple[Split, Split]:
+    """A folder with train/ and val/ inside, or class subfolders split by ``val_split``."""
+    if os.path.isdir(os.path.join(folder, "train")) and os.path.isdir(os.path.join(folder, "val")):
+        train = _list_folder(os.path.join(folder, "train"))
+        val = _list_folder(os.path.join(folder, "val"))
+        if train[2] != val[2]:
+            raise DataError(f"{folder}: train/ and val/ have different class folders")
+        return _files_split(*train), _files_split(*val)
+    paths, labels, classes = _list_folder(folder)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_val = int(round(len(paths) * val_split))
+    if not 0 < n_val < len(paths):
+        raise DataError(f"{folder}: --val-split {val_split} leaves no train or no val images")
+    val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+    pick = lambda idx: ([paths[i] for i in idx], [labels[i] for i in idx], classes)  # noqa: E731
+    return _files_split(*pick(train_idx)), _files_split(*pick(val_idx))
+
+
+def synthetic_splits(train_count=6000, val_count=1000, size=80, seed=0) -> Tuple[Split, Split]:
+    from swiftformer_tf.training.synthetic import CLASSES, make_dataset
+    splits = []
+    for count, offset in ((train_count, 0), (val_count, 1)):
+        images, labels = make_dataset(count, size, seed=seed * 2 + offset)
+        splits.append(Split(lambda i=images, l=labels: tf.data.Dataset.from_tensor_slices((i, l)),
+                            count, list(CLASSES)))
+    return splits[0], splits[1]
+
+
+def resolve(spec, data_dir=None, val_split=0.1, seed=0, eval_split=None) -> Tuple[Split, Split]:
+    """``tfds:NAME[:SPLIT]``, ``folder:DIR`` or ``synthetic[:TRAIN_COUNT]`` -> (train, val)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "tfds":
+        name, _, split = rest.partition(":")
+        if not name:
+            raise DataError(f"{spec}: expected tfds:NAME[:SPLIT]")
+        val_name = eval_split or ("validation" if name.startswith("imagenet") else "test")
+        return tfds_split(name, split or "train", data_dir), tfds_split(name, val_name, data_dir)
+    if kind == "folder":
+        return folder_splits(os.path.expanduser(rest), val_split, seed)
+    if kind == "synthetic":
+        count = int(rest) if rest else 6000
+        return synthetic_splits(count, max(count // 6, 100), seed=seed)
+    raise DataError(f"unknown --data {spec!r}: use tfds:NAME[:SPLIT], folder:DIR or synthetic")
+
+
+@dataclasses.dataclass
+class Augmentation:
+    rand_augment: bool = True
+    color_jitter: float = 0.4
+    crop_scale_min: float = 0.08
+    reprob: float = 0.25
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_switch_prob: float = 0.5
+    smoothing: float = 0.1
+    enabled: bool = True
+
+
+def train_dataset(split: Split, batch_size: int, size: int, aug: Augmentation, seed: int,
+                  epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+    """The batches of ``epoch`` (drop remainder), starting after ``skip_batches``.
+
+    Order and augmentation depend only on (seed, epoch, position), so the same epoch can
+    be replayed from any batch after a restart.
+    """
+    num_classes = split.num_classes
+    ds = split.make().shuffle(min(split.size, 20_000), seed=seed * 100_003 + epoch,
+                              reshuffle_each_iteration=False)
+    steps = split.size // batch_size
+    base = tf.constant([seed, epoch], tf.int64)
+
+    def transform(position, example):
+        image, label = example
+        item_seed = tf.random.experimental.stateless_fold_in(base, position)
+        if aug.enabled:
+            image = augment.train_transform(
+                image, item_seed, (size, size), aug.rand_augment, aug.color_jitter, aug.reprob)
+        else:
+            image = augment.normalize(augment.eval_transform(image, (size, size)))
+        on, off = 1.0 - aug.smoothing + aug.smoothing / num_classes, aug.smoothing / num_classes
+        target = tf.one_hot(label, num_classes, on_value=on, off_value=off)
+        return tf.ensure_shape(image, (size, size, 3)), target, label
+
+    ds = ds.enumerate().skip(skip_batches * batch_size)
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).take(steps - skip_batches)
+    if aug.enabled and (aug.mixup or aug.cutmix):
+        def mix(index, batch):
+            images, targets, labels = batch
+            seed_ = tf.random.experimental.stateless_fold_in(base + 7, index + skip_batches)
+            images, targets = augment.mixup_cutmix(images, targets, seed_, aug.mixup, aug.cutmix,
+                                                   aug.mixup_switch_prob)
+            return images, targets, labels
+        ds = ds.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split: Split, batch_size: int, size: int, normalize=True) -> tf.data.Dataset:
+    def transform(image, label):
+        image = augment.eval_transform(image, (size, size))
+        return (augment.normalize(image) if normalize else image), label
+    return split.make().map(transform, num_parallel_calls=tf.data.AUTOTUNE) \
+        .batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(split: Split, batch_size: int) -> int:
+    steps = split.size // batch_size
+    if steps < 1:
+        raise DataError(f"the training split has {split.size} images, fewer than one batch "
+                        f"of {batch_size}")
+    return steps
+
+

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Train SwiftFormer with the official recipe (AdamW, cosine schedule with warm-up, AGC,
+label smoothing, EMA, RandAugment / colour jitter, random erasing, mixup / cutmix, hard
+distillation) on tf.distribute, with resumable step checkpoints.
+
+    python training/train.py --variant XS --data tfds:imagenet2012 --data-dir ~/tensorflow_datasets
+    python training/train.py --variant XS --data folder:/data/my_classes --init SwiftFormer_XS.pth
+    python training/train.py --variant XS --data synthetic --epochs 10 --image-size 64 --output runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from swiftformer_tf.training.recipe import Recipe, recipe_for  # noqa: E402
+from swiftformer_tf.variants import VARIANTS  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variant", default="XS", help="XS, S, L1, L3 or a JSON config "
+                   "('{\"depths\": [...], \"widths\": [...]}')")
+    p.add_argument("--data", required=True,
+                   help="tfds:NAME[:SPLIT], folder:DIR (class subfolders, or train/ and val/) "
+                        "or synthetic[:COUNT] (shapes and textures generated in code)")
+    p.add_argument("--data-dir", help="TFDS data dir")
+    p.add_argument("--val-split", type=float, default=0.1,
+                   help="validation fraction for a folder without train/ and val/")
+    p.add_argument("--strategy", default="auto",
+                   choices=["auto", "one_device", "mirrored", "multiworker", "tpu"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "mixed_bfloat16", "mixed_float16"])
+    p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--teacher", default="none",
+                   help="regnety160 (needs --teacher-weights), PATH.keras, or none")
+    p.add_argument("--teacher-weights", help="weights file for --teacher regnety160")
+    p.add_argument("--init", help="checkpoint to start from (any the converter reads, or .keras);"
+                                  " heads are dropped when the class count differs")
+    p.add_argument("--num-classes", type=int, help="default: the dataset's")
+    p.add_argument("--output", default="runs/swiftformer")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-augment", action="store_true", help="eval transform only (debugging)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="BatchNorm statistics over all replicas (official: per replica)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    defaults = Recipe()
+    for field in dataclasses.fields(Recipe):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
+                           metavar="true|false", help=f"(official default per variant)")
+        else:
+            kind = int if isinstance(getattr(defaults, field.name), int) else float
+            p.add_argument(flag, type=kind, default=None, help="(official default per variant)")
+    args = p.parse_args(argv)
+    if args.variant.strip().startswith("{"):
+        args.variant = json.loads(args.variant)
+    elif args.variant.upper() not in VARIANTS:
+        p.error(f"--variant must be one of {', '.join(VARIANTS)} or a JSON config")
+    else:
+        args.variant = args.variant.upper()
+    recipe = recipe_for(args.variant if isinstance(args.variant, str) else "custom")
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
+                 if getattr(args, f.name) is not None}
+    args.recipe = dataclasses.replace(recipe, **overrides)
+    if args.recipe.epochs < 1 or args.recipe.batch_size < 1:
+        p.error("--epochs and --batch-size must be positive")
+    return args
+
+
+def build_teacher(args, num_classes):
+    import keras
+    if args.teacher == "none":
+        return None
+    if args.teacher == "regnety160":
+        if not args.teacher_weights or not os.path.isfile(args.teacher_weights):
+            raise ValueError("--teacher regnety160 needs --teacher-weights FILE (Keras RegNetY160 "
+                             "weights; nothing is downloaded), or use --teacher PATH.keras / none")
+
+        def make():
+            teacher = keras.applications.RegNetY160(weights=args.teacher_weights,
+                                                    classes=num_classes)
+            teacher.trainable = False
+            teacher._expects_0_255 = True  # keras.applications RegNet normalises in-graph
+            return teacher
+        return make
+    if not os.path.isfile(args.teacher):
+        raise ValueError(f"{args.teacher}: teacher model not found")
+
+    def load():
+        teacher = keras.models.load_model(args.teacher, compile=False)
+        teacher.trainable = False
+        return teacher
+    return load
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    tf = import_tensorflow_quietly()
+    import keras
+
+    from swiftformer_tf import SwiftFormer, read_checkpoint
+    from swiftformer_tf.convert import load_checkpoint_into
+    from swiftformer_tf.training import data as data_lib
+    from swiftformer_tf.training.trainer import RunOptions, Trainer, TrainingError, make_strategy
+
+    def fail(message):
+        print(f"train.py: error: {message}", file=sys.stderr)
+        return 2
+
+    recipe = args.recipe
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(args.seed)
+    if args.precision != "fp32":
+        keras.mixed_precision.set_global_policy(args.precision)
+    try:
+        train, val = data_lib.resolve(args.data, args.data_dir, args.val_split, args.seed)
+        num_classes = args.num_classes or train.num_classes
+        strategy = make_strategy(args.strategy)
+        teacher_fn = build_teacher(args, num_classes)
+        init = read_checkpoint(args.init) if args.init and not args.init.endswith(".keras") else None
+        if args.init and not os.path.exists(args.init):
+            raise ValueError(f"{args.init}: no such file")
+    except (data_lib.DataError, TrainingError, ValueError) as err:
+        return fail(str(err))
+
+    def model_fn():
+        model = SwiftFormer(args.variant, num_classes=num_classes,
+                            drop_path_rate=recipe.drop_path,
+                            distillation=teacher_fn is not None or args.teacher == "none",
+                            input_shape=(recipe.image_size, recipe.image_size, 3))
+        if init is not None:
+            skip = init.num_classes != num_classes
+            report = load_checkpoint_into(model, init, skip_heads=skip)
+            print(f"init: {args.init}: {report}" + (" (heads re-initialised for "
+                                                    f"{num_classes} classes)" if skip else ""))
+        elif args.init:
+            source = keras.models.load_model(args.init, compile=False)
+            for target, weight in zip(model.weights, source.weights):
+                if tuple(target.shape) == tuple(weight.shape):
+                    target.assign(weight)
+        return model
+
+    augmentation = data_lib.Augmentation(
+        rand_augment=recipe.rand_augment, color_jitter=recipe.color_jitter,
+        crop_scale_min=recipe.crop_scale_min, reprob=recipe.reprob, mixup=recipe.mixup,
+        cutmix=recipe.cutmix, mixup_switch_prob=recipe.mixup_switch_prob,
+        smoothing=recipe.smoothing, enabled=not args.no_augment)
+    options = RunOptions(output=args.output, epochs=recipe.epochs, batch_size=recipe.batch_size,
+                         image_size=recipe.image_size, seed=args.seed, save_every=args.save_every,
+                         jit=args.jit, max_steps=args.max_steps)
+    os.makedirs(args.output, exist_ok=True)
+    config_path = os.path.join(args.output, "run_config.json")
+    run_config = {"variant": args.variant, "data": args.data, "num_classes": num_classes,
+                  "recipe": dataclasses.asdict(recipe), "seed": args.seed,
+                  "teacher": args.teacher, "replicas": strategy.num_replicas_in_sync}
+    if args.resume and os.path.isfile(config_path):
+        with open(config_path) as f:
+            previous = json.load(f)
+        for key in ("variant", "data", "num_classes", "recipe", "seed"):
+            if previous.get(key) != run_config[key]:
+                return fail(f"--resume with a different {key} than the run in {args.output} "
+                            f"({previous.get(key)!r} there)")
+    with open(config_path, "w") as f:
+        json.dump(run_config, f, indent=2)
+    try:
+        trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
+                          teacher_fn, sync_batchnorm=args.sync_bn)
+        if args.resume:
+            restored = trainer.restore()
+            print(f"resumed from {restored} at step {int(trainer.step.numpy())}" if restored
+                  else "no checkpoint to resume from; starting afresh")
+        result = trainer.fit()
+    except (TrainingError, data_lib.DataError) as err:
+        return fail(str(err))
+    paths = trainer.export()
+    final = trainer.evaluate()
+    ema = trainer.evaluate(use_ema=True)
+    summary = {"steps": result["steps"], "seconds": round(result["seconds"], 1),
+               "images_per_second": result["images_per_second"],
+               "val_top1": final.get("top1"), "val_top5": final.get("top5"),
+               "ema_val_top1": ema.get("top1"), **paths}
+    with open(os.path.join(args.output, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    top1 = f"{100 * final['top1']:.2f}%" if final else "n/a"
+    print(f"done: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
+          f"({result['images_per_second'] or 0:.1f} img/s), val top-1 {top1}, EMA top-1 "
+          f"{100 * ema['top1']:.2f}% -> {paths['model']}" if ema else f"done -> {paths['model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
