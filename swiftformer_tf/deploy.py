@@ -90,8 +90,7 @@ def calibrate_norm_references(model: SwiftFormer, images) -> list:
             for block in stage.blocks[:-1]:
                 x = block(x)
             encoder = stage.blocks[-1]
-            sums = encoder.attn.square_sums(encoder.local_representation(x))
-            for site, values in enumerate(sums):
+            for site, values in enumerate(encoder.attn.square_sums(encoder.local_representation(x))):
                 peaks[i][site] = max(peaks[i][site], float(np.max(np.asarray(values))))
             x = encoder(x)
     return [[max(p, 1e-12) / NEWTON_HEADROOM for p in stage] for stage in peaks]

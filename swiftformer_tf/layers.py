@@ -55,13 +55,17 @@ def gelu(x, form="exact"):
     return ops.gelu(x, approximate=False)
 
 
-def l2_normalize_newton(x, axis, reference, steps=4):
-    """``x / ||x||`` from MUL, SUB and SUM only (ops with integer XNNPACK kernels).
+def l2_normalize_newton(x, axis, reference, steps=6):
+    """``x / ||x||`` from MUL, SUB and SUM only: ops with integer XNNPACK kernels (there is
+    none for RSQRT, SQRT, DIV or MAXIMUM). Used only in quantized exports, without the eps.
 
-    ``reference`` is a calibrated upper bound of ``sum(x**2)`` divided by 2.5, so that
-    ``s = sum(x**2) / reference`` lies in (0, 2.5] (int8 saturation keeps it there at run
-    time) where Newton's iteration ``y <- y (1.5 - s y**2 / 2)`` for ``1/sqrt(s)``
-    converges from ``y0 = 1.8 - 0.5 s``. Used only in quantized exports, without the eps.
+    ``reference`` is the largest calibrated ``sum(x**2)`` over 2.5, so ``s = sum(x**2) /
+    reference`` lies in (0, 2.5] (int8 saturation keeps it there at run time), where
+    Newton's iteration ``y <- y (1.5 - s y**2 / 2)`` for ``1/sqrt(s)`` converges from
+    ``y0 = 1.8 - s / 2``. Tokens far below the largest converge last; the steps stop short
+    of full convergence on purpose: converged factors would be int8 tensors of near-zero
+    range, which XNNPACK refuses to delegate (measured: a damped variant that converged
+    fully left SUB ops on the CPU and split the graph into 5 partitions).
     """
     half_s = ops.sum(x * x, axis=axis, keepdims=True) * (0.5 / reference)
     y = 1.8 - half_s

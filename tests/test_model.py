@@ -1,6 +1,5 @@
 """Constructors, options, shapes, serialisation of the Keras model."""
 
-import os
 
 import keras
 import numpy as np

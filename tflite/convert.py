@@ -41,8 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--include-preprocessing", action="store_true",
                    help="the model takes 0-255 RGB and normalises in-graph")
     p.add_argument("--calibration", default="builtin",
-                   help="DIR, tfds:NAME[:SPLIT] or builtin (default: real photographs "
-                        "shipped by scikit-image and matplotlib)")
+                   help="DIR, tfds:NAME[:SPLIT], builtin (default: real photographs "
+                        "shipped by scikit-image and matplotlib) or synthetic (the training "
+                        "proof run's shapes and textures)")
     p.add_argument("--num-calibration", type=int, default=256)
     p.add_argument("--num-check", type=int, default=32, help="held-out images for the check")
     p.add_argument("--output", help="output .tflite (default swiftformer_<variant>_<mode>.tflite)")

@@ -57,7 +57,7 @@ def parse_args(argv=None):
         flag = "--" + field.name.replace("_", "-")
         if field.type in ("bool", bool):
             p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
-                           metavar="true|false", help=f"(official default per variant)")
+                           metavar="true|false", help="(official default per variant)")
         else:
             kind = int if isinstance(getattr(defaults, field.name), int) else float
             p.add_argument(flag, type=kind, default=None, help="(official default per variant)")

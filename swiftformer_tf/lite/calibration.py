@@ -1,7 +1,8 @@
 """Calibration and check images with the official evaluation preprocessing.
 
 Sources: a folder of images, a TensorFlow Datasets split (already downloaded; nothing is
-fetched), or ``builtin``: real photographs shipped by scikit-image and matplotlib. Every
+fetched), ``builtin``: real photographs shipped by scikit-image and matplotlib, or
+``synthetic``: the shapes-and-textures images the training issue's proof run learns. Every
 image goes through the official eval transform: bicubic resize of the shorter side to
 ``size * 256 / 224``, centre crop ``size``; :func:`normalize` then applies the ImageNet
 mean and std.
@@ -98,6 +99,17 @@ def builtin_images(split="calibration") -> Iterator:
                 yield view
 
 
+def synthetic_images(split="calibration") -> Iterator:
+    """The built-in synthetic dataset of swiftformer_tf.training (same seeds as training:
+    the train split calibrates, the validation split checks)."""
+    from PIL import Image
+
+    from swiftformer_tf.training.synthetic import make_dataset
+    images, _ = make_dataset(1000 if split == "calibration" else 200, 80,
+                             seed=0 if split == "calibration" else 1)
+    return (Image.fromarray(image) for image in images)
+
+
 def folder_images(folder) -> List[str]:
     if not os.path.isdir(folder):
         raise CalibrationError(f"{folder}: calibration folder not found")
@@ -142,6 +154,9 @@ class ImageSource:
         self.spec, self.size = spec, tuple(size)
         if spec == "builtin":
             self.description = "builtin: real photographs shipped by scikit-image and matplotlib"
+        elif spec == "synthetic":
+            self.description = ("synthetic: the training issue's shapes-and-textures images "
+                                "(train split for calibration, validation split for the check)")
         elif spec.startswith("tfds:"):
             if len(spec.split(":")) < 2 or not spec.split(":")[1]:
                 raise CalibrationError(f"{spec}: expected tfds:NAME[:SPLIT]")
@@ -153,6 +168,8 @@ class ImageSource:
     def _pil_images(self, split):
         if self.spec == "builtin":
             return builtin_images(split)
+        if self.spec == "synthetic":
+            return synthetic_images(split)
         if self.spec.startswith("tfds:"):
             stream = tfds_images(self.spec)
             return stream if split == "calibration" else itertools.islice(stream, 10_000, None)
@@ -169,8 +186,8 @@ class ImageSource:
     def check(self, count, skip=0) -> Iterator[np.ndarray]:
         """Held-out images: the builtin check photographs, or a folder's / split's images
         after the ``skip`` used for calibration (builtin ones if none are left)."""
-        if self.spec == "builtin":
-            stream = builtin_images("check")
+        if self.spec in ("builtin", "synthetic"):
+            stream = self._pil_images("check")
         elif self.spec.startswith("tfds:"):
             stream = itertools.islice(tfds_images(self.spec), skip, None)
         else:

@@ -25,7 +25,7 @@ from swiftformer_tf.deploy import calibrate_norm_references, fuse_for_inference
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 APPROXIMATIONS = {
     "int8": ["GELU as x * sigmoid(1.702 x)",
-             "L2 normalisations as 4 Newton steps for 1/sqrt (calibrated range, no eps)"],
+             "L2 normalisations as 6 Newton steps for 1/sqrt (calibrated range, no eps)"],
 }
 
 
@@ -140,12 +140,21 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
             flatbuffer = _run_converter(converter.convert)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if needs_data and not _has_integer_activations(flatbuffer):
+        raise ExportError(f"--quantize {quantize} produced a model without integer activations")
     return ConversionResult(flatbuffer=flatbuffer, quantize=quantize,
                             approximations=APPROXIMATIONS.get(quantize, []),
                             norm_references=references, kept_float=kept)
 
 
-def _debugged(converter, representative, debug_csv, selective_target, fidelity_fn):
+def _has_integer_activations(flatbuffer) -> bool:
+    from swiftformer_tf.lite.runtime import load_interpreter
+    details = load_interpreter(flatbuffer, use_xnnpack=False)._get_ops_details()
+    return any(np.dtype(t).kind == "i" and np.dtype(t).itemsize <= 2 and d["op_name"] != "QUANTIZE"
+               for d in details for t in d["result_types"])
+
+
+def _debugged(converter, representative, debug_csv, selective_target, fidelity_fn, log=print):
     """QuantizationDebugger statistics, and the selective float fallback."""
     import tensorflow as tf
     debug = tf.lite.experimental
@@ -159,13 +168,16 @@ def _debugged(converter, representative, debug_csv, selective_target, fidelity_f
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["tensor_name"])
             writer.writeheader()
             writer.writerows(rows)
-    flatbuffer = _run_converter(converter.convert)
+    # the debugger leaves the converter set up for calibration only: take its model
+    flatbuffer = _run_converter(debugger.get_nondebug_quantized_model)
     if not selective_target:
         return flatbuffer, []
     ranked = [r["tensor_name"] for r in rows if r.get("tensor_name")]
     kept: List[str] = []
     step = 1
-    while fidelity_fn(flatbuffer) < selective_target and len(kept) < len(ranked):
+    while (cosine := fidelity_fn(flatbuffer)) < selective_target and len(kept) < len(ranked):
+        if log:
+            log(f"selective: cosine {cosine:.5f} with {len(kept)} layers in float")
         kept = ranked[:len(kept) + step]
         step *= 2  # 1, 2, 4, ... worst layers in float
         options = debug.QuantizationDebugOptions(denylisted_nodes=kept)

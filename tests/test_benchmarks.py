@@ -1,0 +1,52 @@
+"""benchmarks/: the side-by-side run on small settings, and Keras against PyTorch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def test_quick_run_on_small_settings(tmp_path):
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick",
+                             "--input-size", "64", "--runs", "3", "--num-calibration", "8",
+                             "--skip", "peer,kecam,torch", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    names = set(data["models"])
+    assert {"swiftformer_xs_fp32", "swiftformer_xs_fp16", "swiftformer_xs_dynamic",
+            "swiftformer_xs_int8", "mobilenet_v2_1.0_fp32", "mobilenet_v2_1.0_int8"} <= names
+    xs = data["models"]["swiftformer_xs_fp32"]
+    # MACs counted from the graph: 0.6 GMACs at 224, scaled by (64/224)^2
+    assert 0.6024 * (64 / 224) ** 2 * 0.9 < xs["gmacs"] < 0.6024 * (64 / 224) ** 2 * 1.1
+    mbv2 = data["models"]["mobilenet_v2_1.0_fp32"]["gmacs"]
+    assert 0.28 < mbv2 < 0.32  # MobileNetV2 1.0 at 224: 0.30 GMACs
+    for row in data["models"].values():
+        assert set(row["latency"]) == {"1", "2"} and row["latency"]["1"]["runs"] >= 3
+        assert 0 < row["floor_fraction"] < 1.5 and row["scaling"] > 0
+    rates = data["gemm_rates"]
+    assert rates["numpy_fp32_gmacs"] > 1 and rates["xnnpack_int8_gmacs"] > 1
+    report = (out / "report.md").read_text()
+    assert "## Compute floor" in report and "skipped (--skip peer)" in report
+    assert (out / "latency_vs_top1.png").stat().st_size > 1000
+    assert (out / "floor_fraction.png").stat().st_size > 1000
+
+
+def test_keras_against_pytorch_small(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "kvp.json"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "keras_vs_pytorch.py"),
+                             "--size", "64", "--batch", "4", "--rounds", "1", "--threads", "1",
+                             "--skip-xla", "--json", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    # the same weights on both sides: the comparison is of equal models
+    assert data["max_logit_diff_keras_vs_torch"] < 1e-4
+    for key in ("batch1_latency_ms", "batch4_images_per_s", "train_batch4_images_per_s"):
+        assert set(data[key]) == {"keras", "pytorch_eager"}
+        assert all(row["median"] > 0 for row in data[key].values())

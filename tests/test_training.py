@@ -1,0 +1,176 @@
+"""Training: data pipelines (tfds mock data, folders), the recipe's pieces, distribution,
+resume after SIGKILL, the NaN stop, and a short run that learns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from swiftformer_tf.training import data as data_lib
+from swiftformer_tf.training.trainer import EpochCosineSchedule, _no_decay, adaptive_clip
+
+TRAIN = os.path.join(ROOT, "training", "train.py")
+TINY = '{"depths": [1, 1, 1, 2], "widths": [8, 16, 24, 32]}'
+
+
+def run_train(*args, timeout=600):
+    return subprocess.run([sys.executable, TRAIN, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_imagenet_pipeline_on_tfds_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+        train, val = data_lib.resolve("tfds:imagenet2012")
+        assert train.num_classes == 1000 and train.size == 10
+        for enabled in (True, False):
+            aug = data_lib.Augmentation(rand_augment=True, mixup=0.8, cutmix=1.0, enabled=enabled)
+            images, targets, labels = next(iter(data_lib.train_dataset(train, 4, 224, aug, 0, 0)))
+            assert images.shape == (4, 224, 224, 3) and images.dtype == tf.float32
+            assert targets.shape == (4, 1000) and labels.dtype == tf.int32
+            np.testing.assert_allclose(tf.reduce_sum(targets, -1), 1.0, rtol=1e-5)
+            assert ((labels >= 0) & (labels < 1000)).numpy().all()
+            assert np.isfinite(images.numpy()).all() and abs(float(tf.reduce_mean(images))) < 3
+        images, labels = next(iter(data_lib.eval_dataset(val, 5, 224)))
+        assert images.shape == (5, 224, 224, 3) and labels.shape == (5,)
+
+
+def test_missing_imagenet_says_how_to_get_it(tmp_path):
+    with pytest.raises(data_lib.DataError, match="manual download.*downloads/manual"):
+        data_lib.resolve("tfds:imagenet2012", data_dir=str(tmp_path))
+    result = run_train("--data", "tfds:imagenet2012", "--data-dir", tmp_path)
+    assert result.returncode == 2 and "Nothing is downloaded" in result.stderr
+
+
+def test_folder_dataset_with_val_split(tmp_path):
+    from PIL import Image
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.new("RGB", (30 + i, 20), colour).save(tmp_path / label / f"{i}.png")
+    train, val = data_lib.resolve(f"folder:{tmp_path}", val_split=0.2)
+    assert (train.size, val.size, train.class_names) == (8, 2, ["blue", "red"])
+    images, labels = next(iter(data_lib.eval_dataset(val, 2, 16, normalize=False)))
+    assert images.shape == (2, 16, 16, 3)
+    with pytest.raises(data_lib.DataError, match="dataset folder not found"):
+        data_lib.resolve(f"folder:{tmp_path / 'nope'}")
+
+
+def test_epochs_replay_exactly_from_any_batch():
+    train, _ = data_lib.synthetic_splits(48, 8, size=40)
+    aug = data_lib.Augmentation(rand_augment=True, mixup=0.8, cutmix=1.0)
+    full = list(data_lib.train_dataset(train, 8, 32, aug, seed=3, epoch=2))
+    resumed = list(data_lib.train_dataset(train, 8, 32, aug, seed=3, epoch=2, skip_batches=4))
+    assert len(full) == 6 and len(resumed) == 2
+    for a, b in zip(full[4:], resumed):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+    other = list(data_lib.train_dataset(train, 8, 32, aug, seed=3, epoch=3))
+    assert not np.array_equal(full[0][0].numpy(), other[0][0].numpy())
+
+
+def test_schedule_and_parameter_groups():
+    schedule = EpochCosineSchedule(2e-3, epochs=300, steps_per_epoch=10, warmup_epochs=5,
+                                   warmup_lr=1e-6, min_lr=1e-5)
+    lr = lambda epoch: float(schedule(epoch * 10 + 3))  # noqa: E731
+    assert lr(0) == pytest.approx(1e-6)
+    assert lr(1) == pytest.approx(1e-6 + (2e-3 - 1e-6) / 5)
+    assert lr(5) == pytest.approx(1e-5 + 0.5 * (2e-3 - 1e-5) * (1 + np.cos(np.pi * 5 / 300)))
+    assert lr(299) == pytest.approx(1e-5, rel=0.01)
+    import swiftformer_tf as sf
+    model = sf.SwiftFormer({"depths": [1, 1, 1, 1], "widths": [8, 16, 24, 32]}, num_classes=3)
+    decayed = {v.path.split("/")[-1] for v in model.trainable_variables if not _no_decay(v)}
+    assert decayed == {"kernel", "depthwise_kernel", "layer_scale", "layer_scale_1",
+                       "layer_scale_2", "w_g"}
+
+
+def test_adaptive_gradient_clipping():
+    import keras
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    dense.kernel.assign(np.ones((3, 2)))
+    grad = tf.constant([[10.0, 0.001], [10.0, 0.001], [10.0, 0.001]])
+    clipped = adaptive_clip([grad], [dense.kernel], clip=0.01)[0].numpy()
+    # unit = output column: norm sqrt(3); clipped to 0.01 * sqrt(3) where larger
+    np.testing.assert_allclose(np.linalg.norm(clipped[:, 0]), 0.01 * np.sqrt(3), rtol=1e-5)
+    np.testing.assert_allclose(clipped[:, 1], 0.001)
+
+
+def test_two_replicas_equal_one_device(tmp_path):
+    outputs = []
+    for replicas in (1, 2):
+        out = tmp_path / f"r{replicas}.npz"
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "distributed_run.py"),
+                                 str(replicas), str(out)], capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(np.load(out))
+    one, two = outputs
+    assert len(one.files) == len(two.files) > 100
+    for key in one.files:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+    common = ["--variant", TINY, "--data", "synthetic:240", "--epochs", "2", "--batch-size", "16",
+              "--image-size", "32", "--save-every", "3", "--deterministic", "--warmup-epochs", "1"]
+    reference = run_train(*common, "--output", tmp_path / "ref")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, TRAIN, *common, "--output", str(run_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = run_dir / "checkpoints" / "ckpt-6.index"  # mid-epoch 1 (15 steps per epoch)
+    deadline = time.time() + 300
+    while not target.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert target.exists()
+    steps_saved = sorted(int(p.name.split("-")[1].split(".")[0])
+                         for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+    assert max(steps_saved) < 30  # it really was killed before the end
+    resumed = run_train(*common, "--output", run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    import re
+    step = int(re.search(r"resumed from \S+ at step (\d+)", resumed.stdout).group(1))
+    assert step in steps_saved and step >= 3  # lost at most the steps since that save
+    import keras
+    a = keras.models.load_model(tmp_path / "ref" / "model.keras")
+    b = keras.models.load_model(run_dir / "model.keras")
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-7, err_msg=x.path)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    result = run_train("--variant", TINY, "--data", "synthetic:120", "--epochs", "1",
+                       "--batch-size", "8", "--image-size", "32", "--save-every", "1",
+                       "--lr", "1e30", "--warmup-epochs", "0", "--clip-grad", "0",
+                       "--output", tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert "loss became" in message and "Last good checkpoint" in message
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_short_run_learns_and_tflite_evaluates_alike(tmp_path):
+    result = run_train("--variant", "XS", "--data", "synthetic:640", "--epochs", "3",
+                       "--batch-size", "32", "--image-size", "32", "--warmup-epochs", "0",
+                       "--crop-scale-min", "0.5", "--ema-decay", "0.99", "--save-every", "0",
+                       "--output", tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "log.csv") as f:
+        import csv
+        rows = list(csv.DictReader(f))
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0] - 0.3, losses
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["val_top1"] >= 0.3, summary  # chance is 0.1
+    assert (tmp_path / "model_ema.keras").exists() and (tmp_path / "tensorboard").is_dir()
+    assert "done:" in result.stdout and "val top-1" in result.stdout
