@@ -220,9 +220,9 @@ def torch_agc(parameters, clip, eps=1e-3):
     for p in parameters:
         if p.grad is None:
             continue
-        dims = tuple(range(1, p.ndim)) if p.ndim > 1 else None
-        p_norm = (p.detach().norm(dim=dims, keepdim=True) if dims else p.detach().norm()).clamp_(min=eps)
-        g_norm = p.grad.detach().norm(dim=dims, keepdim=True) if dims else p.grad.detach().norm()
+        dims = tuple(range(1, p.ndim)) if p.ndim > 1 else tuple(range(p.ndim))
+        p_norm = p.detach().pow(2).sum(dim=dims, keepdim=True).sqrt().clamp_(min=eps)
+        g_norm = p.grad.detach().pow(2).sum(dim=dims, keepdim=True).sqrt()
         max_norm = p_norm * clip
         clipped = p.grad * (max_norm / g_norm.clamp(min=1e-6))
         p.grad.detach().copy_(torch.where(g_norm < max_norm, p.grad, clipped))

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_quick_run_on_small_settings(tmp_path):
     out = tmp_path / "results"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick",

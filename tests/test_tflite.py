@@ -91,20 +91,17 @@ def test_int8_io_and_other_modes(golden_dir):
     images = [rng.normal(size=(64, 64, 3)).astype(np.float32) for _ in range(8)]
     x = images[0][None]
     expected = np.asarray(model(x))
-    sizes = {}
     for mode, io in (("fp16", False), ("dynamic", False), ("int8", True), ("int16x8", False)):
         result = convert(model, mode, input_size=(64, 64), int8_io=io, calibration=images)
         graph = summarize_graph(result.flatbuffer)
         logits = TFLiteRunner(result.flatbuffer)(x)
         cosine = float((logits * expected).sum() / np.linalg.norm(logits) / np.linalg.norm(expected))
         assert cosine > (0.999 if mode in ("fp16", "dynamic") else 0.98), (mode, cosine)
-        sizes[mode] = len(result.flatbuffer)
         if mode == "int8":
             assert graph.input_dtype == graph.output_dtype == "int8"
             assert graph.float_tensors == []
         if mode == "int16x8":
             assert graph.input_dtype == "float32" and graph.float_tensors == []
-    assert sizes["int8"] < sizes["fp16"]
 
 
 def test_debug_csv_and_selective_float(golden_dir, tmp_path):

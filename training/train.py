@@ -17,6 +17,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's fused
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # kernels are outside its determinism switch
 
 from swiftformer_tf.training.recipe import Recipe, recipe_for  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402

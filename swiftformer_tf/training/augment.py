@@ -50,7 +50,7 @@ def random_resized_crop(image, size, seed, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 
         use_image_if_no_bounding_boxes=True)
     image = tf.slice(image, begin, crop)
     image = tf.image.resize(tf.cast(image, tf.float32), size, method="bicubic")
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 255.0), tuple(size) + (3,))
 
 
 def color_jitter(image, strength, seed):

@@ -81,8 +81,8 @@ def _unit_axes(variable):
         return None  # (C, 1, 1) in PyTorch: every element is its own unit
     if rank <= 1:
         return list(range(rank))  # 1-D: one unit
-    if name == "depthwise_kernel":
-        return [0, 1, 3]  # (kh, kw, C, 1) <- (C, 1, kh, kw)
+    if "dwconv" in variable.path and name == "kernel":
+        return [0, 1, 3]  # depthwise (kh, kw, C, 1) <- (C, 1, kh, kw)
     if name == "w_g":
         return [1]  # (C, 1) in both
     return list(range(rank - 1))  # (..., in, out) <- (out, in, ...)
@@ -151,8 +151,12 @@ class Trainer:
             self.ema = [tf.Variable(tf.convert_to_tensor(w), trainable=False,
                                     name=f"ema_{i}") for i, w in enumerate(self.model.weights)]
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              ema=self.ema, step=self.step)
+        # Keras 3 objects do not hand every variable to tf.train.Checkpoint (BatchNorm moving
+        # statistics were silently left out), so the checkpoint lists the variables itself.
+        self.checkpoint = tf.train.Checkpoint(
+            weights=[_tf_variable(v) for v in self.model.weights],
+            optimizer=[_tf_variable(v) for v in self.optimizer.variables],
+            ema=self.ema, step=self.step)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(options.output, "checkpoints"),
             max_to_keep=options.keep_checkpoints)
@@ -334,6 +338,10 @@ class Trainer:
         for weight, value in zip(self.model.weights, backup):
             weight.assign(value)
         return paths
+
+
+def _tf_variable(variable):
+    return getattr(variable, "value", variable)
 
 
 def evaluate_model(predict, dataset, progress=None) -> dict:
