@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import statistics
 
 CSV_FIELDS = ["model", "config", "status", "reason", "device_model", "soc", "android_sdk", "abi",
               "model_size_mb", "init_ms", "first_ms", "warmup_avg_ms", "avg_ms", "min_ms",
@@ -146,7 +145,3 @@ def make_plots(folder, results: dict) -> list:
         written.append(path)
     plt.close(fig)
     return written
-
-
-def median(values):
-    return statistics.median(values) if values else None
