@@ -5,12 +5,18 @@ Every block mirrors one module of the official code (Amshaker/SwiftFormer,
 it one tensor at a time. Linear maps over channels are 1x1 ``Conv2D`` layers, also where
 the official code uses ``nn.Linear`` on token sequences: the tokens of an NHWC tensor
 are its pixels, so no reshape is needed and TFLite gets plain CONV_2D ops.
+
+Two forms of the same function: ``fused=False`` (training and Keras inference) runs the
+fast TensorFlow paths of :mod:`swiftformer_tf.kernels`; ``fused=True`` (the export form
+made by :func:`swiftformer_tf.deploy.fuse_for_inference`) keeps the plain layer graph.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
+
+from swiftformer_tf import kernels
 
 PACKAGE = "swiftformer_tf"
 
@@ -47,12 +53,15 @@ def l2_normalize(x, axis):
 GELU_FORMS = ("exact", "sigmoid")
 
 
-def gelu(x, form="exact"):
+def gelu(x, form="exact", fast=False):
     """Exact (erf) GELU, or ``x * sigmoid(1.702 x)``: an approximation built from ops that
-    have integer XNNPACK kernels, used only in quantized exports."""
+    have integer XNNPACK kernels, used only in quantized exports. ``fast`` (the layers'
+    TensorFlow path) computes the exact form of a batch as one XLA-fused kernel."""
     if form == "sigmoid":
         return x * ops.sigmoid(1.702 * x)
-    return ops.gelu(x, approximate=False)
+    if fast and x.shape[0] != 1 and kernels.on_tensorflow():
+        return kernels.gelu_exact_fused(x)
+    return ops.gelu(x, approximate=False)  # batch 1: an XLA call costs more than it saves
 
 
 def l2_normalize_newton(x, axis, reference, steps=6):
@@ -114,10 +123,11 @@ class ConvNorm(layers.Layer):
     (``patch_embed.0/1`` and ``.3/4``) and as the downsampling ``Embedding`` (proj, norm).
     """
 
-    def __init__(self, filters, activation=None, **kwargs):
+    def __init__(self, filters, activation=None, fused=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.activation = activation
+        self.fused = bool(fused)
         self.proj = layers.Conv2D(self.filters, 3, strides=2, padding="valid",
                                   kernel_initializer=_kernel_init(), name="proj")
         self.norm = _batch_norm("norm")
@@ -129,7 +139,14 @@ class ConvNorm(layers.Layer):
 
     def call(self, x, training=None):
         x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        x = self.norm(self.proj(x), training=training)
+        if self.fused or not kernels.on_tensorflow():
+            x = self.norm(self.proj(x), training=training)
+        elif kernels.uses_batch_statistics(self.norm, training):
+            x = kernels.batch_norm_train(self.norm, self.proj(x))
+        else:  # the BatchNorm folded into the conv
+            scale, shift = kernels.bn_affine(self.norm)
+            x = ops.conv(x, ops.cast(self.proj.kernel * scale, x.dtype), strides=2)
+            x = kernels.add_bias(x, ops.cast(self.proj.bias * scale + shift, x.dtype))
         if self.activation == "relu":
             x = ops.relu(x)
         return x
@@ -139,7 +156,8 @@ class ConvNorm(layers.Layer):
         return (input_shape[0], half(input_shape[1]), half(input_shape[2]), self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "activation": self.activation}
+        return {**super().get_config(), "filters": self.filters, "activation": self.activation,
+                "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -150,8 +168,9 @@ class ConvEncoder(layers.Layer):
     """
 
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1.0, drop_path_rate=0.0,
-                 gelu_form="exact", **kwargs):
+                 gelu_form="exact", fused=False, **kwargs):
         super().__init__(**kwargs)
+        self.fused = bool(fused)
         self.dim = int(dim)
         self.mlp_ratio = float(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
@@ -175,9 +194,20 @@ class ConvEncoder(layers.Layer):
             name="layer_scale")
 
     def call(self, x, training=None):
-        y = self.norm(self.dwconv(x), training=training)
-        y = self.pwconv2(gelu(self.pwconv1(y), self.gelu_form))
-        return x + self.drop_path(y * self.layer_scale, training)
+        if self.fused or not kernels.on_tensorflow():
+            y = self.norm(self.dwconv(x), training=training)
+            y = self.pwconv2(gelu(self.pwconv1(y), self.gelu_form))
+            return x + self.drop_path(y * self.layer_scale, training)
+        if kernels.uses_batch_statistics(self.norm, training):
+            y = kernels.batch_norm_train(self.norm, self.dwconv(x))
+        else:  # the BatchNorm folded into the depthwise conv
+            scale, shift = kernels.bn_affine(self.norm)
+            kernel = self.dwconv.kernel * ops.reshape(scale, (-1, 1))
+            y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), padding="same")
+            y = kernels.add_bias(y, ops.cast(self.dwconv.bias * scale + shift, x.dtype))
+        y = gelu(kernels.conv1x1(y, self.pwconv1, training=training), self.gelu_form, fast=True)
+        y = kernels.conv1x1(y, self.pwconv2, scale=self.layer_scale, training=training)
+        return x + self.drop_path(y, training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -185,7 +215,8 @@ class ConvEncoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
-                "drop_path_rate": self.drop_path_rate, "gelu_form": self.gelu_form}
+                "drop_path_rate": self.drop_path_rate, "gelu_form": self.gelu_form,
+                "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -211,18 +242,29 @@ class Mlp(layers.Layer):
         self.fc1.build(shape)
         self.fc2.build(shape[:-1] + (self.hidden_dim,))
 
-    def call(self, x, training=None):
-        if self.norm1 is not None:
-            x = self.norm1(x, training=training)
-        return self.fc2(gelu(self.fc1(x), self.gelu_form))
+    def call(self, x, training=None, output_scale=None):
+        """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
+        if self.fused or not kernels.on_tensorflow():
+            if self.norm1 is not None:
+                x = self.norm1(x, training=training)
+            y = self.fc2(gelu(self.fc1(x), self.gelu_form))
+            return y if output_scale is None else y * output_scale
+        if kernels.uses_batch_statistics(self.norm1, training):
+            y = kernels.conv1x1(kernels.batch_norm_train(self.norm1, x), self.fc1, training=True)
+        else:  # fc1(x * s + t) = x (s W) + (t W + b)
+            scale, shift = kernels.bn_affine(self.norm1)
+            kernel = self.fc1.kernel * ops.reshape(scale, (-1, 1))
+            bias = self.fc1.bias + ops.matmul(shift[None, :], self.fc1.kernel[0, 0])[0]
+            y = kernels.pointwise(x, kernel, bias)
+        y = gelu(y, self.gelu_form, fast=True)
+        return kernels.conv1x1(y, self.fc2, scale=output_scale, training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim,
-                "fused": self.fused, "gelu_form": self.gelu_form,
-                "norm_references": self.attn.norm_references}
+                "fused": self.fused, "gelu_form": self.gelu_form}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -234,8 +276,9 @@ class EfficientAdditiveAttention(layers.Layer):
     a softmax over a size-1 axis, i.e. ``a = 1`` for every token (Hugging Face weights).
     """
 
-    def __init__(self, dim, attention="normalize", norm_references=None, **kwargs):
+    def __init__(self, dim, attention="normalize", norm_references=None, fused=False, **kwargs):
         super().__init__(**kwargs)
+        self.fused = bool(fused)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         self.dim = int(dim)
@@ -260,20 +303,30 @@ class EfficientAdditiveAttention(layers.Layer):
             return l2_normalize(x, axis)
         return l2_normalize_newton(x, axis, self.norm_references[site])
 
-    def call(self, x):
-        query = self._normalize(self.to_query(x), -1, 0)
-        key = self._normalize(self.to_key(x), -1, 1)
+    def call(self, x, training=None, output_scale=None):
+        """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
+        plain = self.fused or not kernels.on_tensorflow()
+        linear = ((lambda v, layer: layer(v)) if plain else
+                  (lambda v, layer: kernels.conv1x1(v, layer, training=training)))
+        query = self._normalize(linear(x, self.to_query), -1, 0)
+        key = self._normalize(linear(x, self.to_key), -1, 1)
         if self.attention == "normalize":
-            scores = self._normalize(self._scores(query), (1, 2), 2)
+            scores = self._normalize(self._scores(query, training), (1, 2), 2)
             global_query = ops.sum(scores * query, axis=(1, 2), keepdims=True)
         else:
             global_query = ops.sum(query, axis=(1, 2), keepdims=True)
-        return self.final(self.proj(global_query * key) + query)
+        y = linear(global_query * key, self.proj) + query
+        if plain:
+            y = self.final(y)
+            return y if output_scale is None else y * output_scale
+        return kernels.conv1x1(y, self.final, scale=output_scale, training=training)
 
-    def _scores(self, query):
+    def _scores(self, query, training=None):
         # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel.
         kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
-        return ops.conv(query, kernel)
+        if self.fused or not kernels.on_tensorflow():
+            return ops.conv(query, ops.cast(kernel, query.dtype))
+        return kernels.pointwise(query, kernel, training=training)
 
     def square_sums(self, x):
         """The sums of squares that the three normalisations divide by (for calibration)."""
@@ -289,7 +342,7 @@ class EfficientAdditiveAttention(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "attention": self.attention,
-                "norm_references": self.norm_references}
+                "norm_references": self.norm_references, "fused": self.fused}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -307,9 +360,10 @@ class SwiftFormerEncoder(layers.Layer):
         self.attention = attention
         self.fused, self.gelu_form = bool(fused), gelu_form
         self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0, gelu_form=gelu_form,
-                                                name="local_representation")
+                                                fused=fused, name="local_representation")
         self.attn = EfficientAdditiveAttention(self.dim, attention=attention,
-                                               norm_references=norm_references, name="attn")
+                                               norm_references=norm_references, fused=fused,
+                                               name="attn")
         self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), fused=fused,
                           gelu_form=gelu_form, name="linear")
         self.drop_path = DropPath(self.drop_path_rate)
@@ -326,8 +380,10 @@ class SwiftFormerEncoder(layers.Layer):
 
     def call(self, x, training=None):
         x = self.local_representation(x, training=training)
-        x = x + self.drop_path(self.layer_scale_1 * self.attn(x), training)
-        x = x + self.drop_path(self.layer_scale_2 * self.linear(x, training=training), training)
+        x = x + self.drop_path(self.attn(x, training=training, output_scale=self.layer_scale_1),
+                               training)
+        x = x + self.drop_path(self.linear(x, training=training, output_scale=self.layer_scale_2),
+                               training)
         return x
 
     def compute_output_shape(self, input_shape):

@@ -8,6 +8,7 @@ import os
 import keras
 from keras import layers, ops
 
+from swiftformer_tf import kernels
 from swiftformer_tf.layers import (ATTENTION_MODES, PACKAGE, ConvEncoder, ConvNorm,
                                    ImageNetPreprocessing, SwiftFormerEncoder, _batch_norm,
                                    _kernel_init)
@@ -36,9 +37,10 @@ class Stage(layers.Layer):
         self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
         self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
         self.attention = attention
-        self.downsample = ConvNorm(self.dim, name="downsample") if downsample else None
+        self.downsample = ConvNorm(self.dim, fused=fused, name="downsample") if downsample else None
         # As in the official Stage, conv encoders get no drop path; the attention block does.
-        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, gelu_form=gelu_form, name=f"block{j}")
+        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, gelu_form=gelu_form, fused=fused,
+                                   name=f"block{j}")
                        for j in range(self.depth - 1)]
         self.blocks.append(SwiftFormerEncoder(
             self.dim, self.mlp_ratio, self.layer_scale_init, self.drop_path_rates[-1],
@@ -139,8 +141,8 @@ class SwiftFormer(keras.Model):
         self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
                               if include_preprocessing else None)
         c1, c2 = config.stem_widths
-        self.stem = [ConvNorm(c1, activation="relu", name="stem_conv1"),
-                     ConvNorm(c2, activation="relu", name="stem_conv2")]
+        self.stem = [ConvNorm(c1, activation="relu", fused=self.fused, name="stem_conv1"),
+                     ConvNorm(c2, activation="relu", fused=self.fused, name="stem_conv2")]
         total = sum(config.depths)
         self.stages = []
         for i, (dim, depth) in enumerate(zip(config.widths, config.depths)):
@@ -192,7 +194,11 @@ class SwiftFormer(keras.Model):
         features = self.forward_features(inputs, training=training)
         if self.features_only:
             return features
-        x = features[-1] if self.norm is None else self.norm(features[-1], training=training)
+        x = features[-1]
+        if self.norm is not None:
+            x = (kernels.batch_norm_train(self.norm, x)
+                 if kernels.uses_batch_statistics(self.norm, training) and not self.fused
+                 else self.norm(x, training=training))
         if not self.include_top:
             if self.pooling == "avg":
                 return ops.mean(x, axis=(1, 2))

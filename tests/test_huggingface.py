@@ -78,3 +78,38 @@ def test_hf_config_json_must_agree(tmp_path):
     (tmp_path / "config.json").write_text(config.replace("220", "221"))
     with pytest.raises(sf.CheckpointError, match="config.json .* does not match the weights"):
         sf.read_checkpoint(tmp_path)
+
+
+def test_training_mode_matches_pytorch_train_mode(tmp_path):
+    """Batch statistics, their moving averages and the input gradient against PyTorch's
+    train mode: covers the fused BatchNorm and the GELU gradient of the training path."""
+    import tensorflow as tf
+
+    from swiftformer_tf.convert import RENAMES, weight_map
+    hf = make_hf_model("XS", seed=3)
+    hf.save_pretrained(tmp_path)
+    model = sf.SwiftFormer("XS", weights=tmp_path)
+    hf.train()
+    x = np.random.default_rng(1).normal(size=(4, 3, 64, 80)).astype(np.float32)
+    weights = np.random.default_rng(2).normal(size=(4, NUM_LABELS)).astype(np.float32)
+
+    tx = torch.from_numpy(x).requires_grad_(True)
+    expected = hf(pixel_values=tx).logits
+    (expected * torch.from_numpy(weights)).sum().backward()
+    kx = tf.constant(nhwc(x))
+    with tf.GradientTape() as tape:
+        tape.watch(kx)
+        head, dist = model(kx, training=True)
+        logits = (head + dist) / 2
+        loss = tf.reduce_sum(logits * weights)
+    grad = tape.gradient(loss, kx)
+    assert relative_error(logits, expected.detach().numpy()) <= TOLERANCE
+    assert relative_error(grad, nhwc(tx.grad.numpy())) <= 1e-4
+
+    by_key = {key: variable for variable, key, _ in weight_map(model)}
+    statistics = [k for k in hf.state_dict() if k.endswith(("running_mean", "running_var"))]
+    for hf_key in statistics:  # PyTorch updates the running variance with the unbiased one
+        np.testing.assert_allclose(by_key[RENAMES["hf"](hf_key)].numpy(),
+                                   hf.state_dict()[hf_key].numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=hf_key)
+    assert len(statistics) == 2 * sum(v.path.endswith("moving_mean") for v in model.weights)
