@@ -9,9 +9,16 @@ import keras
 from keras import layers, ops
 
 from swiftformer_tf import kernels
-from swiftformer_tf.layers import (ATTENTION_MODES, PACKAGE, ConvEncoder, ConvNorm,
-                                   ImageNetPreprocessing, SwiftFormerEncoder, _batch_norm,
-                                   _kernel_init)
+from swiftformer_tf.layers import (
+    ATTENTION_MODES,
+    PACKAGE,
+    ConvEncoder,
+    ConvNorm,
+    ImageNetPreprocessing,
+    SwiftFormerEncoder,
+    _batch_norm,
+    _kernel_init,
+)
 from swiftformer_tf.variants import get_config
 
 logger = logging.getLogger(__name__)
