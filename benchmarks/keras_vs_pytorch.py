@@ -44,14 +44,21 @@ def _timed(fn, repeat):
     return (time.perf_counter() - start) / repeat
 
 
-def interleave(contenders, rounds, repeat):
-    """{name: [seconds per call, one per round]}, contenders run in turn each round."""
+def interleave(contenders, rounds, repeat, gap=0.5):
+    """{name: [seconds per call, one per round]}, contenders run in turn each round.
+
+    ``gap`` seconds of sleep before each block: PyTorch's OpenMP workers keep spinning
+    after a call, and in one process they took the cores from the next TensorFlow block
+    (measured: Keras batch-1 26.4 ms right after PyTorch, 18.6 ms with PyTorch's workers
+    asleep)."""
     for fn in contenders.values():
         fn()  # warm-up (tracing, allocation)
         fn()
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            time.sleep(gap)
+            fn()  # one untimed call wakes the runtime's thread pool
             times[name].append(_timed(fn, repeat))
     return times
 
