@@ -100,13 +100,13 @@ def builtin_images(split="calibration") -> Iterator:
 
 
 def synthetic_images(split="calibration") -> Iterator:
-    """The built-in synthetic dataset of swiftformer_tf.training (same seeds as training:
-    the train split calibrates, the validation split checks)."""
+    """The built-in synthetic dataset of swiftformer_tf.training: calibration from the
+    training distribution (seed 0), the check on exactly the proof run's validation split
+    (1,000 images, seed 1, as ``synthetic_splits`` makes it)."""
     from PIL import Image
 
     from swiftformer_tf.training.synthetic import make_dataset
-    images, _ = make_dataset(1000 if split == "calibration" else 200, 80,
-                             seed=0 if split == "calibration" else 1)
+    images, _ = make_dataset(1000, 80, seed=0 if split == "calibration" else 1)
     return (Image.fromarray(image) for image in images)
 
 
