@@ -151,7 +151,8 @@ def count_macs(path) -> int:
 
     from swiftformer_tf.lite.runtime import load_interpreter
     interpreter = load_interpreter(path, use_xnnpack=False)
-    shapes = {t["index"]: list(t["shape"]) for t in interpreter.get_tensor_details()}
+    # Python ints: numpy's int32 products overflow past 2**31 MACs (L3 came out negative)
+    shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
     macs = 0
     for op in interpreter._get_ops_details():
         name, inputs, outputs = op["op_name"], list(op["inputs"]), list(op["outputs"])

@@ -51,3 +51,18 @@ def test_keras_against_pytorch_small(tmp_path):
     for key in ("batch1_latency_ms", "batch4_images_per_s", "train_batch4_images_per_s"):
         assert set(data[key]) == {"keras", "pytorch_eager"}
         assert all(row["median"] > 0 for row in data[key].values())
+
+
+def test_mac_count_past_two_to_the_31(tmp_path):
+    """One 1x1 conv of 3 * 2**31 MACs: the count must not overflow (L3 once came out negative)."""
+    import tensorflow as tf
+
+    sys.path.insert(0, ROOT)
+    from benchmarks.run import count_macs
+    kernel = tf.zeros((1, 1, 2048, 3072))
+    fn = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "VALID"),
+                     input_signature=[tf.TensorSpec((1, 32, 32, 2048), tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    path = tmp_path / "big_conv.tflite"
+    path.write_bytes(converter.convert())
+    assert count_macs(str(path)) == 32 * 32 * 2048 * 3072
