@@ -251,22 +251,50 @@ def plot(out, results):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     written = []
     t = str(results["threads"][0])
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"none": "o", "fp16": "^", "dynamic": "s", "int8": "D"}
-    for name, row in results["models"].items():
-        if row["top1"] is None:
-            continue
-        ms = row["latency"][t]["median_ms"]
-        colour = {"swiftformer": "tab:blue", "litert-torch": "tab:gray"}.get(row["family"], "tab:orange")
-        ax.scatter(ms, row["top1"], marker=markers.get(row["mode"], "o"), color=colour)
-        ax.annotate(name.replace("swiftformer_", "SF-"), (ms, row["top1"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, 3))
-    ax.set_xlabel(f"median latency, {t} thread (ms), {results['machine']}")
-    ax.set_ylabel("ImageNet top-1 (%), paper")
-    ax.set_title("Latency against accuracy (o fp32, ^ fp16, s dynamic, D int8)")
-    ax.grid(alpha=0.3)
+    models = results["models"]
+    ms = {name: row["latency"][t]["median_ms"] for name, row in models.items()}
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    # SwiftFormer and its litert-torch twin: one line per mode through the variants, as in
+    # the paper's Figure 1; the variant names once, beside the fastest line
+    lines = {}
+    for name, row in models.items():
+        if row["family"] in ("swiftformer", "litert-torch") and row["top1"] is not None:
+            lines.setdefault((row["family"], row["mode"]), []).append((ms[name], row["top1"], row["variant"]))
+    styles = {"none": ("o", "fp32"), "fp16": ("^", "fp16"), "dynamic": ("s", "dynamic range"),
+              "int8": ("D", "full int8")}
+    for (family, mode), points in sorted(lines.items()):
+        points.sort(key=lambda p: p[1])
+        marker, label = styles.get(mode, ("o", mode))
+        colour = "tab:gray" if family == "litert-torch" else None
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour,
+                linestyle="--" if family == "litert-torch" else "-",
+                label=("SwiftFormer via litert-torch, " if family == "litert-torch" else
+                       "SwiftFormer (ours), ") + label)
+        if family == "swiftformer" and mode == "int8":
+            for x, y, variant in points:
+                ax.annotate(variant, (x, y), fontsize=8, textcoords="offset points",
+                            xytext=(-6, 6), ha="right")
+    others = {}
+    for name, row in models.items():
+        if row["family"] not in ("swiftformer", "litert-torch") and row["top1"] is not None:
+            others.setdefault(row["family"], []).append((ms[name], row["top1"], row["mode"]))
+    for family, points in others.items():
+        for x, y, mode in points:
+            ax.scatter(x, y, marker=styles.get(mode, ("o", ""))[0], color="black", zorder=3)
+            ax.annotate(f"{family} {styles.get(mode, ('', mode))[1]}", (x, y), fontsize=7,
+                        textcoords="offset points", xytext=(5, -10))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(f"median latency, {t} thread (ms, log scale), {results['machine']}")
+    ax.set_ylabel("ImageNet top-1 (%), as published")
+    ax.set_title("Latency against accuracy, TFLite on this CPU (XNNPACK)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = os.path.join(out, "latency_vs_top1.png")
     fig.savefig(path, dpi=120)
