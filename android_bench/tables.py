@@ -87,6 +87,7 @@ def make_plots(folder, results: dict) -> list:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from swiftformer_tf.io_utils import save_figure
     from swiftformer_tf.variants import VARIANTS
     rows = [r for r in results["rows"] if r["status"] == "ok"]
     if not rows:
@@ -112,11 +113,7 @@ def make_plots(folder, results: dict) -> list:
     ax.set_ylabel("median latency (ms)")
     ax.set_title("Latency per configuration (* = delegate fallback or deprecated backend)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(folder, "latency_per_config.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, os.path.join(folder, "latency_per_config.png")))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     plotted = False
@@ -139,9 +136,7 @@ def make_plots(folder, results: dict) -> list:
         ax.set_title("Latency against accuracy (paper's top-1)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = os.path.join(folder, "latency_vs_top1.png")
-        fig.savefig(path, dpi=120)
-        written.append(path)
-    plt.close(fig)
+        written.append(save_figure(fig, os.path.join(folder, "latency_vs_top1.png")))
+    else:
+        plt.close(fig)
     return written

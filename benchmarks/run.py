@@ -252,6 +252,8 @@ def plot(out, results):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    from swiftformer_tf.io_utils import save_figure
     written = []
     t = str(results["threads"][0])
     models = results["models"]
@@ -295,21 +297,13 @@ def plot(out, results):
     ax.set_title("Latency against accuracy, TFLite on this CPU (XNNPACK)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = os.path.join(out, "latency_vs_top1.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, os.path.join(out, "latency_vs_top1.png")))
     fig, ax = plt.subplots(figsize=(8, 4.5))
     names = list(results["models"])
     ax.barh(names, [100 * results["models"][n]["floor_fraction"] for n in names])
     ax.set_xlabel("achieved fraction of the single-thread GEMM floor (%)")
     ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    path = os.path.join(out, "floor_fraction.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, os.path.join(out, "floor_fraction.png")))
     return written
 
 

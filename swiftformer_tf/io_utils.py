@@ -46,6 +46,18 @@ def atomic_output(path):
             os.unlink(tmp)
 
 
+def save_figure(fig, path, dpi=120) -> str:
+    """Lays out, writes (atomically) and closes a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def import_tensorflow_quietly():
     """Imports TensorFlow and Keras with the C++ start-up banner (oneDNN, CPU features)
     kept off stderr, so that command-line errors stay one line. Python errors still show."""

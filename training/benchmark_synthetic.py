@@ -40,6 +40,8 @@ def main(argv=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from swiftformer_tf.io_utils import save_figure
     with open(os.path.join(args.output, "log.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r["val_top1"]]
     with open(os.path.join(args.output, "summary.json")) as f:
@@ -56,8 +58,7 @@ def main(argv=None):
     ax.set_title(f"SwiftFormer-XS on synthetic shapes: {100 * summary['val_top1']:.1f}% "
                  f"in {wall / 60:.1f} min")
     fig.legend(loc="center right")
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.output, "curve.png"), dpi=120)
+    save_figure(fig, os.path.join(args.output, "curve.png"))
     result = {"val_top1": summary["val_top1"], "ema_val_top1": summary["ema_val_top1"],
               "wall_minutes": round(wall / 60, 2), "train_images_per_second":
               summary["images_per_second"], "curve": [
