@@ -83,6 +83,27 @@ def l2_normalize_newton(x, axis, reference, steps=6):
     return x * (y * (reference ** -0.5))
 
 
+def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5):
+    """:func:`l2_normalize_newton` of ``x`` divided first by its spread ``max - min`` over
+    ``axis`` (REDUCE_MAX and REDUCE_MIN, both integer on XNNPACK). Used only in quantized
+    exports; the same function in float, since ``x / ||x||`` ignores a positive factor.
+
+    Why: in int8, ``x * x`` has one scale for every token, set by the largest square, so
+    the squares of a small-norm token round to a few levels and its ``1/||x||`` is mostly
+    rounding noise (measured: half of the int8 logit error of a trained XS). Dividing by
+    the spread first puts every token's largest element near 1. The division is Newton's
+    ``y <- y (2 - r y)`` for ``1/r`` with ``r = spread / spread_reference`` in (0, 1]; it
+    need not converge (any positive factor is exact), only bring tokens down to 1/32 of
+    the calibrated spread into range, which ``steps`` doublings do.
+    """
+    spread = ops.max(x, axis=axis, keepdims=True) - ops.min(x, axis=axis, keepdims=True)
+    r = spread * (1.0 / spread_reference)
+    y = 2.0 - r
+    for _ in range(steps - 1):
+        y = y * (2.0 - r * y)
+    return l2_normalize_newton(x * (y * (1.0 / spread_reference)), axis, square_reference)
+
+
 class DropPath:
     """Stochastic depth: drops the whole residual branch per sample while training."""
 
@@ -283,8 +304,11 @@ class EfficientAdditiveAttention(layers.Layer):
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         self.dim = int(dim)
         self.attention = attention
-        # Set only in quantized exports: see l2_normalize_newton.
-        self.norm_references = None if norm_references is None else [float(r) for r in norm_references]
+        # Set only in quantized exports, one per normalisation (query, key, token weights):
+        # a number for l2_normalize_newton, or [spread, square] for l2_normalize_prescaled.
+        self.norm_references = (None if norm_references is None else
+                                [float(r) if isinstance(r, (int, float)) else [float(v) for v in r]
+                                 for r in norm_references])
         self.to_query = _conv1x1(self.dim, "to_query")
         self.to_key = _conv1x1(self.dim, "to_key")
         self.proj = _conv1x1(self.dim, "proj")
@@ -301,7 +325,10 @@ class EfficientAdditiveAttention(layers.Layer):
     def _normalize(self, x, axis, site):
         if self.norm_references is None:
             return l2_normalize(x, axis)
-        return l2_normalize_newton(x, axis, self.norm_references[site])
+        reference = self.norm_references[site]
+        if isinstance(reference, float):
+            return l2_normalize_newton(x, axis, reference)
+        return l2_normalize_prescaled(x, axis, *reference)
 
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
@@ -328,14 +355,14 @@ class EfficientAdditiveAttention(layers.Layer):
             return ops.conv(query, ops.cast(kernel, query.dtype))
         return kernels.pointwise(query, kernel, training=training)
 
-    def square_sums(self, x):
-        """The sums of squares that the three normalisations divide by (for calibration)."""
+    def normalized_tensors(self, x):
+        """What the three normalisations act on, with their axes (for calibration): the
+        queries and keys over channels, the token weights over tokens."""
         query, key = self.to_query(x), self.to_key(x)
-        sums = [ops.sum(query * query, axis=-1), ops.sum(key * key, axis=-1)]
+        tensors = [(query, -1), (key, -1)]
         if self.attention == "normalize":
-            scores = self._scores(l2_normalize(query, -1))
-            sums.append(ops.sum(scores * scores, axis=(1, 2, 3)))
-        return sums
+            tensors.append((self._scores(l2_normalize(query, -1)), (1, 2)))
+        return tensors
 
     def compute_output_shape(self, input_shape):
         return input_shape

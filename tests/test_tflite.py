@@ -9,6 +9,7 @@ import pytest
 from conftest import TOLERANCE, load_script, nhwc, randomize, relative_error
 
 import swiftformer_tf as sf
+from swiftformer_tf.layers import l2_normalize, l2_normalize_prescaled
 from swiftformer_tf.lite.converter import ExportError, convert
 from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
 
@@ -61,6 +62,25 @@ def test_flex_ops_are_refused():
         _run_converter(configure(converter, "none", None).convert)
 
 
+def test_prescaled_normalisation_is_exact_in_float_over_a_wide_range():
+    """The int8 export's key normalisation, in float: exact for tokens whose spread is
+    down to 1/64 of the calibrated one, and 0 for a zero token (as F.normalize)."""
+    rng = np.random.default_rng(0)
+    scales = np.geomspace(1e-3, 1, 400)[:, None]
+    heavy_tailed = rng.exponential(size=(400, 48)) ** (np.arange(400) % 2)[:, None]
+    x = rng.normal(size=(400, 48)) * scales * heavy_tailed
+    x[0] = 0
+    x = x.astype(np.float32)
+    spread = x.max(1) - x.min(1)
+    square = ((x[1:] / spread[1:, None]) ** 2).sum(1).max()
+    approx = np.asarray(l2_normalize_prescaled(x, -1, spread.max(), square / 2.5))
+    exact = np.asarray(l2_normalize(x, -1))
+    in_range = spread >= spread.max() / 64
+    assert in_range.sum() > 200
+    assert np.abs(approx - exact)[in_range].max() < 1e-6
+    assert np.all(approx[0] == 0)
+
+
 @pytest.fixture(scope="module")
 def int8_xs_report(golden_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
@@ -78,6 +98,7 @@ def test_int8_is_integer_in_few_partitions_and_faithful(int8_xs_report):
     assert graph["float_tensors"] == []  # nothing float between QUANTIZE and DEQUANTIZE
     assert graph["input_dtype"] == "float32" and "GELU" not in graph["op_histogram"]
     assert {"RSQRT", "MAXIMUM", "SQUARE"}.isdisjoint(graph["op_histogram"])
+    assert graph["op_histogram"]["REDUCE_MIN"] == 4  # the keys' pre-scaling, one per stage
     assert any("sigmoid" in a for a in report["approximations"])
     assert report["calibration"].startswith("builtin")
     # measured on the golden (random but non-trivial) weights and real photographs

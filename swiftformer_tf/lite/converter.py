@@ -3,7 +3,7 @@
 The converted graph is the model's inference form (:mod:`swiftformer_tf.deploy`): folded
 BatchNorms and one merged head. Full-int8 export also swaps in the integer-friendly GELU
 (``x * sigmoid(1.702 x)``) and Newton L2 normalisations, because XNNPACK has no integer
-GELU, RSQRT or MAXIMUM kernel and each of them would split the graph.
+GELU, RSQRT, DIV or MAXIMUM kernel and each of them would split the graph.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from swiftformer_tf.deploy import calibrate_norm_references, fuse_for_inference
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 APPROXIMATIONS = {
     "int8": ["GELU as x * sigmoid(1.702 x)",
-             "L2 normalisations as 6 Newton steps for 1/sqrt (calibrated range, no eps)"],
+             "L2 normalisations as 6 Newton steps for 1/sqrt (calibrated range, no eps); "
+             "keys divided first by their max - min (Newton steps for 1/x)"],
 }
 
 
