@@ -29,6 +29,12 @@ def on_tensorflow() -> bool:
     return keras.backend.backend() == "tensorflow"
 
 
+def uses_plain_graph(fused: bool) -> bool:
+    """Export models (``fused``) and backends other than TensorFlow run the plain layer
+    graph instead of these paths."""
+    return fused or not on_tensorflow()
+
+
 def _tf():
     import tensorflow as tf
     return tf

@@ -160,7 +160,7 @@ class ConvNorm(layers.Layer):
 
     def call(self, x, training=None):
         x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        if self.fused or not kernels.on_tensorflow():
+        if kernels.uses_plain_graph(self.fused):
             x = self.norm(self.proj(x), training=training)
         elif kernels.uses_batch_statistics(self.norm, training):
             x = kernels.batch_norm_train(self.norm, self.proj(x))
@@ -215,7 +215,7 @@ class ConvEncoder(layers.Layer):
             name="layer_scale")
 
     def call(self, x, training=None):
-        if self.fused or not kernels.on_tensorflow():
+        if kernels.uses_plain_graph(self.fused):
             y = self.norm(self.dwconv(x), training=training)
             y = self.pwconv2(gelu(self.pwconv1(y), self.gelu_form))
             return x + self.drop_path(y * self.layer_scale, training)
@@ -265,7 +265,7 @@ class Mlp(layers.Layer):
 
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
-        if self.fused or not kernels.on_tensorflow():
+        if kernels.uses_plain_graph(self.fused):
             if self.norm1 is not None:
                 x = self.norm1(x, training=training)
             y = self.fc2(gelu(self.fc1(x), self.gelu_form))
@@ -332,7 +332,7 @@ class EfficientAdditiveAttention(layers.Layer):
 
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
-        plain = self.fused or not kernels.on_tensorflow()
+        plain = kernels.uses_plain_graph(self.fused)
         linear = ((lambda v, layer: layer(v)) if plain else
                   (lambda v, layer: kernels.conv1x1(v, layer, training=training)))
         query = self._normalize(linear(x, self.to_query), -1, 0)
@@ -351,7 +351,7 @@ class EfficientAdditiveAttention(layers.Layer):
     def _scores(self, query, training=None):
         # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel.
         kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
-        if self.fused or not kernels.on_tensorflow():
+        if kernels.uses_plain_graph(self.fused):
             return ops.conv(query, ops.cast(kernel, query.dtype))
         return kernels.pointwise(query, kernel, training=training)
 

@@ -204,7 +204,8 @@ class SwiftFormer(keras.Model):
         x = features[-1]
         if self.norm is not None:
             x = (kernels.batch_norm_train(self.norm, x)
-                 if kernels.uses_batch_statistics(self.norm, training) and not self.fused
+                 if (kernels.uses_batch_statistics(self.norm, training)
+                     and not kernels.uses_plain_graph(self.fused))
                  else self.norm(x, training=training))
         if not self.include_top:
             if self.pooling == "avg":
