@@ -1,5 +1,5 @@
-"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``nnapi``) and the
-benchmark_model flags each one means."""
+"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``nnapi``); the flags each
+one means depend on the tool (android_bench/tools.py)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,10 @@ class Config:
     threads: int = 1
     fp16: bool = False
 
-    def flags(self) -> List[str]:
-        if self.backend == "cpu":
-            return [f"--num_threads={self.threads}", "--use_xnnpack=true"]
-        if self.backend == "gpu":
-            return ["--use_gpu=true",
-                    f"--gpu_precision_loss_allowed={'true' if self.fp16 else 'false'}"]
-        return ["--use_nnapi=true", f"--num_threads={self.threads}"]
+    @property
+    def delegate(self):
+        """The delegate this configuration asks for, as the log parser names it."""
+        return {"gpu": "GPU", "nnapi": "NNAPI"}.get(self.backend)
 
 
 def parse_config(text: str) -> Config:

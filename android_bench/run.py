@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""On-device latency of TFLite models: the TFLite benchmark_model tool over adb on CPU,
-GPU and NNAPI (or the same matrix on this machine with --host), with tables and plots.
+"""On-device latency of TFLite models over adb on CPU, GPU and NNAPI, with TFLite's
+benchmark_model or LiteRT's benchmark_litert_model (told apart by their --help), or the
+same matrix on this machine with --host (GPU rows on LiteRT's GPU accelerator, a software
+one after tflite/setup_software_gpu.py), with tables and plots.
 
     python android_bench/run.py --models out/*.tflite --configs cpu:1,cpu:4,gpu,gpu:fp16,nnapi \\
         --benchmark-binary android_aarch64_benchmark_model --out results/
@@ -27,7 +29,8 @@ def parse_args(argv=None):
     p.add_argument("--host", action="store_true", help="run on this machine (LiteRT)")
     p.add_argument("--serial", help="device serial when several are connected")
     p.add_argument("--benchmark-binary", default="android_aarch64_benchmark_model",
-                   help="path of the TFLite benchmark_model binary for the device")
+                   help="TFLite's benchmark_model or LiteRT's benchmark_litert_model binary "
+                        "for the device")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=1,
@@ -36,7 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--cooldown", type=float, default=0.0, help="seconds to rest between runs")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is "
                                                                 "declared hung")
-    p.add_argument("--op-profiling", action="store_true", help="--enable_op_profiling=true")
+    p.add_argument("--op-profiling", action="store_true",
+                   help="per-op profile (--enable_op_profiling, or --use_profiler for LiteRT)")
     p.add_argument("--out", default="results")
     p.add_argument("--resume", action="store_true", help="skip rows already in --out")
     args = p.parse_args(argv)

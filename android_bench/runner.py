@@ -11,22 +11,25 @@ from typing import Callable, List, Optional
 
 from android_bench.configs import NNAPI_DEPRECATED_SDK, Config
 from android_bench.device import Adb, CommandTimeout, DeviceError, DeviceLost
-from android_bench.parsing import parse_benchmark_output
+from android_bench.parsing import failure_reason, parse_benchmark_output
+from android_bench.tools import LITERT, BenchmarkTool, UnsupportedConfig, detect_tool
 
 REMOTE_DIR = "/data/local/tmp"
+# LiteRT's strict GPU run fails this way when the GPU cannot take every op, rather than
+# because there is no GPU.
+_NOT_FULLY_ACCELERATED = ("not accelerated", "not fully accelerated", "full delegation",
+                          "fully delegated")
 
 
-def _marks(config: Config, delegation: dict, sdk: Optional[int]) -> List[str]:
+def _marks(config: Config, status: Optional[str], sdk: Optional[int]) -> List[str]:
+    """``partial``: the delegate ran part of the graph; ``cpu-fallback``: it ran none of it
+    (or the log shows no sign it ran), so the number is a CPU number."""
     marks = []
-    if config.backend in ("gpu", "nnapi"):
-        if delegation.get("status") == "none" or (
-                delegation.get("delegate") not in (None, config.backend.upper())
-                and delegation.get("status") == "full"):
-            marks.append("cpu-fallback")
-        elif delegation.get("status") == "partial":
+    if config.delegate:
+        if status == "partial":
             marks.append("partial")
-        elif delegation.get("status") is None:
-            marks.append("cpu-fallback")  # no sign of the delegate: never report it as used
+        elif status != "full":
+            marks.append("cpu-fallback")
     if config.backend == "nnapi" and sdk is not None and sdk >= NNAPI_DEPRECATED_SDK:
         marks.append("nnapi-deprecated")
     return marks
@@ -40,8 +43,24 @@ def _row(model, config, **fields):
     return row
 
 
+def _delegation_fields(delegates: dict, config: Config) -> dict:
+    """The row's delegate columns: those of the delegate the configuration asked for."""
+    record = delegates.get(config.delegate) if config.delegate else delegates.get("XNNPACK")
+    record = record or {}
+    return {"delegate": record.get("delegate") or config.delegate,
+            "delegate_status": record.get("status"), "partitions": record.get("partitions"),
+            "nodes_delegated": record.get("nodes_delegated"),
+            "nodes_total": record.get("nodes_total"),
+            "fallback_ops": list(record.get("fallback_ops") or []),
+            "fallback_reasons": dict(record.get("fallback_reasons") or {}),
+            "delegate_error": record.get("error"),
+            "delegates": {name: {k: v for k, v in r.items() if k != "signs"}
+                          for name, r in delegates.items()}}
+
+
 class DeviceRunner:
-    """benchmark_model on a phone: pushes the tool and the models, runs each config."""
+    """A benchmark tool on a phone: pushes it and the models, runs each configuration with
+    the flags that tool defines, and reads its output."""
 
     def __init__(self, adb: Adb, binary: str, runs: int, warmup: int, cpu_mask=None,
                  op_profiling=False, timeout=600.0, cooldown=0.0, repeats=1, log=print):
@@ -51,6 +70,7 @@ class DeviceRunner:
         self.remote_binary = f"{REMOTE_DIR}/{os.path.basename(binary)}"
         self.pushed = set()
         self.info = None
+        self.tool: Optional[BenchmarkTool] = None
 
     def prepare(self):
         if not os.path.isfile(self.binary):
@@ -66,15 +86,30 @@ class DeviceRunner:
         if self.info.get("abi") and "arm64" in self.info["abi"] and "aarch64" not in \
                 os.path.basename(self.binary) and "arm" in os.path.basename(self.binary):
             self.log(f"warning: {self.binary} may not match the device ABI {self.info['abi']}")
+        usage = self.adb.shell(f"{shlex.quote(self.remote_binary)} --help", timeout=60)
+        self.tool = detect_tool(usage.stdout + usage.stderr, self.binary)
+        how = f"{len(self.tool.flags)} flags from its --help" if self.tool.flags else \
+            "its --help listed no flags, so chosen by its name; every flag is passed"
+        self.log(f"benchmark tool: {self.tool.kind} ({how})")
+        self.info["benchmark_tool"] = self.tool.kind
         return self.info
 
-    def command(self, remote_model, config: Config) -> str:
-        flags = [f"--graph={remote_model}", *config.flags(), f"--num_runs={self.runs}",
-                 f"--warmup_runs={self.warmup}", "--report_peak_memory_footprint=true"]
-        if self.op_profiling:
-            flags.append("--enable_op_profiling=true")
+    def command(self, remote_model, config: Config, strict_gpu=True) -> str:
+        flags = [f"--graph={remote_model}", *self.tool.command_flags(
+            config, self.runs, self.warmup, self.op_profiling, strict_gpu)]
         prefix = f"taskset {self.cpu_mask} " if self.cpu_mask else ""
         return prefix + " ".join([shlex.quote(self.remote_binary)] + flags)
+
+    def _invoke(self, command):
+        result = self.adb.shell(command, timeout=self.timeout)
+        output = result.stdout + result.stderr
+        return output, parse_benchmark_output(output), result.returncode
+
+    def _lost_or_failed(self, model, config, output, code):
+        if not self.adb.is_connected():
+            raise DeviceLost("device disconnected")
+        return _row(model, config, status="failed", reason=failure_reason(output, code),
+                    log=output, tool=self.tool.kind, **(self.info or {}))
 
     def run(self, model: str, config: Config) -> dict:
         sdk = (self.info or {}).get("android_sdk")
@@ -83,44 +118,52 @@ class DeviceRunner:
                      f"running {model} on it as asked, the row is marked")
         remote = f"{REMOTE_DIR}/{os.path.basename(model)}"
         try:
+            command = self.command(remote, config)
+        except UnsupportedConfig as err:
+            return _row(model, config, status="failed", reason=str(err), tool=self.tool.kind,
+                        **(self.info or {}))
+        litert_gpu = self.tool.kind == LITERT and config.backend == "gpu"
+        try:
             if model not in self.pushed:
                 self.adb.push(model, remote)
                 self.pushed.add(model)
-            averages, outputs, parsed = [], [], None
+            averages, outputs, parsed, note, proved = [], [], None, "", None
             for _ in range(self.repeats):
-                result = self.adb.shell(self.command(remote, config), timeout=self.timeout)
-                output = result.stdout + result.stderr
+                output, parsed, code = self._invoke(command)
                 outputs.append(output)
-                parsed = parse_benchmark_output(output)
-                if result.returncode != 0 or parsed["avg_ms"] is None:
-                    lost = not self.adb.is_connected()
-                    reason = ("device disconnected" if lost else
-                              _failure_reason(output, result.returncode))
-                    if lost:
-                        raise DeviceLost(reason)
-                    return _row(model, config, status="failed", reason=reason, log=output,
-                                **(self.info or {}))
+                if litert_gpu and proved is None:
+                    proved = parsed["avg_ms"] is not None and code == 0
+                    if not proved:
+                        # Not every op went to the GPU, or there is no GPU: run again with
+                        # the CPU as fallback and say which from the strict run's log.
+                        note = "strict GPU run failed: " + failure_reason(output, code)
+                        command = self.command(remote, config, strict_gpu=False)
+                        output, parsed, code = self._invoke(command)
+                        outputs.append(output)
+                if code != 0 or parsed["avg_ms"] is None:
+                    return self._lost_or_failed(model, config, output, code)
                 averages.append(parsed["avg_ms"])
                 if self.cooldown:
                     time.sleep(self.cooldown)
         except CommandTimeout as err:
             return _row(model, config, status="failed", reason=f"timed out: {err}",
-                        **(self.info or {}))
-        delegation = parsed.pop("delegation")
-        return _row(model, config, **(self.info or {}), **parsed,
+                        tool=self.tool.kind, **(self.info or {}))
+        fields = _delegation_fields(parsed.pop("delegates"), config)
+        if litert_gpu:
+            # benchmark_litert_model prints nothing about delegation: the strict run is the
+            # proof of a full GPU row.
+            strict_log = outputs[0].lower()
+            if proved:
+                fields["delegate_status"] = "full"
+            elif any(s in strict_log for s in _NOT_FULLY_ACCELERATED):
+                fields["delegate_status"] = "partial"
+            else:
+                fields["delegate_status"] = "none"
+            fields["delegate_note"] = note
+        return _row(model, config, **(self.info or {}), **parsed, **fields,
                     median_ms=statistics.median(averages), repeat_avgs_ms=averages,
-                    delegate=delegation["delegate"], delegate_status=delegation["status"],
-                    partitions=delegation["partitions"], fallback_ops=delegation["fallback_ops"],
-                    marks=_marks(config, delegation, sdk), log="\n".join(outputs))
-
-
-def _failure_reason(output, code):
-    for line in output.splitlines():
-        lowered = line.lower()
-        if any(k in lowered for k in ("error", "failed", "not found", "permission denied",
-                                      "cannot", "unable")):
-            return line.strip()[:200]
-    return f"benchmark_model exited with code {code} without timings"
+                    command=command, marks=_marks(config, fields["delegate_status"], sdk),
+                    log="\n".join(outputs))
 
 
 class HostRunner:
@@ -170,28 +213,30 @@ class HostRunner:
                     partitions=graph.partitions, fallback_ops=sorted(graph.cpu_ops), marks=[])
 
     def _run_gpu(self, model, config):
-        try:
-            from ai_edge_litert.compiled_model import CompiledModel
-            from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-            compiled = CompiledModel.from_file(model, hardware_accel=HardwareAccelerator.GPU)
-            full = compiled.is_fully_accelerated()
-        except Exception as err:  # no GPU runtime on this host
-            return _row(model, config, status="failed",
-                        reason="no GPU accelerator on this host: "
-                        + (str(err).strip().splitlines() or ["?"])[0][:120], **self.info)
-        inputs, outputs = compiled.create_input_buffers(0), compiled.create_output_buffers(0)
-        times = []
-        for _ in range(self.warmup + self.runs):
-            t = time.perf_counter()
-            compiled.run_by_index(0, inputs, outputs)
-            times.append((time.perf_counter() - t) * 1e3)
-        warm, timed = times[:self.warmup], times[self.warmup:]
-        return _row(model, config, **self.info, tool="litert-compiled-model",
-                    first_ms=times[0], warmup_avg_ms=statistics.fmean(warm) if warm else None,
-                    avg_ms=statistics.fmean(timed), median_ms=statistics.median(timed),
-                    min_ms=min(timed), max_ms=max(timed), std_ms=statistics.pstdev(timed),
-                    runs=len(timed), delegate="GPU", delegate_status="full" if full else "partial",
-                    marks=[] if full else ["partial"])
+        """LiteRT's GPU accelerator (WebGPU over Vulkan) in a child process without
+        TensorFlow; on a software GPU (lavapipe) the row is marked so its latency is never
+        read as a GPU's."""
+        from swiftformer_tf.lite.gpu import check_gpu
+        check = check_gpu(model, "fp16" if config.fp16 else "fp32", runs=self.runs,
+                          warmup=self.warmup)
+        if check.status in ("unavailable", "failed"):
+            reason = ("no GPU accelerator on this host: " if check.status == "unavailable"
+                      else "GPU run failed: ") + check.reason
+            return _row(model, config, status="failed", reason=reason[:300], **self.info)
+        timings = check.timings
+        marks = ["partial"] if check.status == "partial" else []
+        if check.software:
+            marks.append("software-gpu")
+        return _row(model, config, **self.info, tool="litert-compiled-model-gpu",
+                    gpu_adapter=check.adapter, gpu_precision=check.precision,
+                    first_ms=timings.get("first_ms"), avg_ms=timings.get("avg_ms"),
+                    median_ms=timings.get("median_ms"), min_ms=timings.get("min_ms"),
+                    max_ms=timings.get("max_ms"), std_ms=timings.get("std_ms"),
+                    runs=timings.get("runs"), delegate="GPU", delegate_status=check.status,
+                    nodes_delegated=check.gpu_ops,
+                    nodes_total=None if check.cpu_ops is None else check.gpu_ops + check.cpu_ops,
+                    fallback_ops=sorted(check.rejected_ops),
+                    fallback_reasons=check.rejected_ops, marks=marks)
 
 
 def run_matrix(runner, models: List[str], configs: List[Config], results: dict,

@@ -11,7 +11,8 @@ import re
 CSV_FIELDS = ["model", "config", "status", "reason", "device_model", "soc", "android_sdk", "abi",
               "model_size_mb", "init_ms", "first_ms", "warmup_avg_ms", "avg_ms", "min_ms",
               "max_ms", "std_ms", "runs", "peak_memory_mb", "delegate", "delegate_status",
-              "partitions", "fallback_ops", "marks"]
+              "partitions", "nodes_delegated", "nodes_total", "fallback_ops", "marks", "tool",
+              "command", "delegate_note"]
 
 
 def load_results(folder) -> dict:
@@ -70,8 +71,13 @@ def markdown_table(results: dict) -> str:
         cells = [cell(by_key[(model, c)]) if (model, c) in by_key else "" for c in configs]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Marks: `partial` = the delegate ran only part of the graph (the rest on the "
-              "CPU); `cpu-fallback` = the delegate ran none of it, so the number is a CPU "
-              "number; `nnapi-deprecated` = NNAPI on Android 15+."]
+              "CPU; the ops it rejected are in results.csv); `cpu-fallback` = the delegate ran "
+              "none of it, or the log shows no sign it ran, so the number is a CPU number; "
+              "`nnapi-deprecated` = NNAPI on Android 15+."]
+    if any("software-gpu" in (r.get("marks") or []) for r in rows):
+        lines += ["", "`software-gpu`: LiteRT's GPU accelerator on a software Vulkan driver "
+                  "(Mesa lavapipe, on this machine's CPU). Its delegation and numerics are "
+                  "real; its latency means nothing for any GPU, a phone's least of all."]
     return "\n".join(lines) + "\n"
 
 
@@ -89,11 +95,14 @@ def make_plots(folder, results: dict) -> list:
 
     from swiftformer_tf.io_utils import save_figure
     from swiftformer_tf.variants import VARIANTS
-    rows = [r for r in results["rows"] if r["status"] == "ok"]
+    # A software GPU's latency means nothing: such rows stay in the tables, marked, but are
+    # not plotted as latencies.
+    rows = [r for r in results["rows"] if r["status"] == "ok"
+            and "software-gpu" not in (r.get("marks") or [])]
     if not rows:
         return []
     models = list(dict.fromkeys(r["model"] for r in rows))
-    configs = list(dict.fromkeys(r["config"] for r in results["rows"]))
+    configs = list(dict.fromkeys(r["config"] for r in rows))
     written = []
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(1, len(configs)) / 2), 4.5))
     width = 0.8 / max(1, len(configs))

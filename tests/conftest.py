@@ -22,6 +22,24 @@ def golden_dir():
     return GOLDEN
 
 
+@pytest.fixture(scope="session")
+def golden_xs_exports(golden_dir, tmp_path_factory):
+    """The golden SwiftFormer-XS exported at the golden files' second input size (160x192)
+    in fp32 and fp16, converted once for every test that needs them: {mode: path}, the
+    input (NHWC) and the official logits."""
+    import swiftformer_tf as sf
+    from swiftformer_tf.lite.converter import convert
+    model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
+    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
+    folder = tmp_path_factory.mktemp("golden_xs_exports")
+    paths = {}
+    for mode in ("none", "fp16"):
+        paths[mode] = str(folder / f"swiftformer_xs_{mode}.tflite")
+        with open(paths[mode], "wb") as f:
+            f.write(convert(model, mode, input_size=(160, 192)).flatbuffer)
+    return paths, nhwc(data["input_1"]), data["logits_eval_1"]
+
+
 def relative_error(actual, expected):
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)

@@ -1,5 +1,6 @@
-"""android_bench: log parsers on verbatim tool output, and the whole wrapper against a
-fake-device adb (tests/fake_adb/adb) that really runs the models on this machine."""
+"""android_bench: log parsers on real published tool output (tests/fixtures/benchmark_logs/),
+the flags of each tool, and the whole wrapper against a synthetic fake-device adb
+(tests/fake_adb/adb) that really runs the models on this machine."""
 
 import json
 import os
@@ -11,124 +12,242 @@ import pytest
 from conftest import ROOT
 
 from android_bench.configs import parse_config, parse_configs
-from android_bench.parsing import parse_benchmark_output
+from android_bench.parsing import failure_reason, parse_benchmark_output
+from android_bench.runner import _delegation_fields, _marks
+from android_bench.tools import (CLASSIC, LITERT, BenchmarkTool, UnsupportedConfig, detect_tool,
+                                 flags_in_help)
+from swiftformer_tf.lite.delegate_log import clean_lines, delegate_name, parse_delegation
 
 FAKE_ADB = os.path.join(ROOT, "tests", "fake_adb", "adb")
 
-# Verbatim benchmark_model output (public gist, via the toolchain fact sheet).
-CLASSIC = """\
-adb shell taskset f0 /data/local/tmp/benchmark_model --graph=/data/local/tmp/m.tflite --num_threads=1
-STARTING!
-Log parameter values verbosely: [0]
-Num threads: [1]
-#threads used for CPU inference: [1]
-INFO: Initialized TensorFlow Lite runtime.
-The input model file size (MB): 11.983
-Initialized session in 20.283ms.
-Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
-count=2 first=339304 curr=266325 min=266325 max=339304 avg=302814 std=36489
-Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
-count=50 first=266601 curr=266931 min=265837 max=268116 avg=266473 std=419
-Inference timings in us: Init: 20283, First inference: 339304, Warmup (avg): 302814, Inference (avg): 266473
-"""
-
-GPU_FULL = """\
-INFO: Created TensorFlow Lite delegate for GPU.
-VERBOSE: Replacing 58 out of 58 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 1 partitions for the whole graph.
-INFO: Initialized OpenCL-based API.
-INFO: Created 1 GPU delegate kernels.
-INFO: Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.
-INFO: Initialized session in 842.225ms.
-INFO: count=13 first=115098 curr=36666 min=32079 max=115098 avg=40199.8 std=21694
-INFO: count=1694 first=35688 curr=33419 min=30394 max=42335 avg=35134.9 std=1733
-INFO: Inference timings in us: Init: 842225, First inference: 115098, Warmup (avg): 40199.8, Inference (avg): 35134.9
-INFO: Overall peak memory footprint (MB) via periodic monitoring: 74.6641
-"""
-
-GPU_PARTIAL = """\
-INFO: Created TensorFlow Lite delegate for GPU.
-ERROR: Following operations are not supported by GPU delegate:
-DEQUANTIZE:
-TRANSPOSE_CONV: Max version supported: 3. Requested version 4.
-123 operations will run on the GPU, and the remaining 156 operations will run on the CPU.
-INFO: Explicitly applied GPU delegate, and the model graph will be partially executed by the delegate w/ 7 delegate kernels.
-WARNING: some unrelated warning
-INFO: count=50 first=9000 curr=8000 min=7900 max=9100 avg=8100 std=100
-INFO: Inference timings in us: Init: 1000, First inference: 9000, Warmup (avg): 9000, Inference (avg): 8100
-INFO: Memory footprint delta from the start of the tool (MB): init=2.43359 overall=8.67578
-INFO: Overall peak memory footprint (MB) via periodic monitoring: 13.1797
-"""
-
-NNAPI_NONE = """\
-I tflite  : Use NNAPI: [1]
-I tflite  : NNAPI accelerators available: [ipuadaptor,nnapi-reference]
-I tflite  : Created TensorFlow Lite delegate for NNAPI.
-I tflite  : Though NNAPI delegate is explicitly applied, the model graph will not be executed by the delegate
-I tflite  : Inference timings in us: Init: 5685, First inference: 18535, Warmup (avg): 14462.3, Inference (avg): 14575.2
-"""
-
-LITERT = """\
-========== BENCHMARK RESULTS ==========
-Model initialization: 12.34 ms
-Warmup (first):       8.10 ms
-Warmup (avg):         7.90 ms (5 runs)
-Inference (avg):      7.51 ms (50 runs)
-Inference (min):      7.20 ms
-Inference (max):      8.40 ms
-Inference (std):      0.21
-Throughput:           12.00 MB/s
-Memory Usage:
-Init footprint:       3.50 MB
-Overall footprint:    9.25 MB
-Peak memory:          20.75 MB
-======================================
-"""
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "benchmark_logs")
 
 
-def test_classic_output():
-    r = parse_benchmark_output(CLASSIC)
-    assert r["tool"] == "benchmark_model"
-    assert (r["init_ms"], r["first_ms"], r["warmup_avg_ms"], r["avg_ms"]) == \
-        (20.283, 339.304, 302.814, 266.473)
-    assert (r["min_ms"], r["max_ms"], r["std_ms"], r["runs"]) == (265.837, 268.116, 0.419, 50)
+def real_log(name):
+    """A verbatim published log (source in tests/fixtures/benchmark_logs/README.md)."""
+    with open(os.path.join(FIXTURES, name)) as f:
+        return f.read()
 
 
-def test_gpu_full_and_memory():
-    r = parse_benchmark_output(GPU_FULL)
-    assert r["avg_ms"] == pytest.approx(35.1349) and r["runs"] == 1694
-    assert r["peak_memory_mb"] == 74.6641
-    d = r["delegation"]
-    assert (d["delegate"], d["status"], d["partitions"]) == ("GPU", "full", 1)
-    assert (d["nodes_delegated"], d["nodes_total"]) == (58, 58)
+def test_every_fixture_has_its_source_listed():
+    listed = open(os.path.join(FIXTURES, "README.md")).read()
+    logs = sorted(n for n in os.listdir(FIXTURES) if n.endswith(".log"))
+    assert len(logs) >= 15
+    assert [n for n in logs if f"`{n}`" not in listed] == []
 
 
-def test_gpu_partial_with_windows_line_endings():
-    r = parse_benchmark_output(GPU_PARTIAL.replace("\n", "\r\n"))
-    d = r["delegation"]
-    assert (d["delegate"], d["status"], d["partitions"]) == ("GPU", "partial", 7)
-    assert d["fallback_ops"] == ["DEQUANTIZE", "TRANSPOSE_CONV"]
-    assert (d["nodes_delegated"], d["nodes_total"]) == (123, 279)
-    assert (r["memory_init_mb"], r["memory_overall_mb"], r["peak_memory_mb"]) == \
-        (2.43359, 8.67578, 13.1797)
-    assert r["avg_ms"] == 8.1 and r["min_ms"] == 7.9
+# -- timings and memory, from real logs -------------------------------------------------------
+@pytest.mark.parametrize("name, expected", [
+    ("gist_rexhaif_cpu_taskset.log", dict(tool="benchmark_model", init_ms=20.283,
+     first_ms=339.304, warmup_avg_ms=302.814, avg_ms=266.473, min_ms=265.837, max_ms=268.116,
+     std_ms=0.419, runs=50)),
+    ("chromiumos_readme_xnnpack_cpu.log", dict(avg_ms=56.2658, min_ms=54.669, runs=1061,
+     peak_memory_mb=93.2383)),
+    ("chromiumos_readme_gpu_opencl.log", dict(avg_ms=35.1349, runs=1694, peak_memory_mb=74.6641)),
+    ("tf56301_nnapi_partial_logcat.log", dict(init_ms=126.059, avg_ms=12.1676, min_ms=11.787,
+     max_ms=13.649, std_ms=0.325, runs=75)),
+    # --enable_op_profiling: the statistics are the benchmark's, not the profiler's
+    ("tf43541_gpu_full_op_profiling.log", dict(avg_ms=119.375, min_ms=113.737, runs=50)),
+    ("tf42507_op_profiling_old_memory.log", dict(avg_ms=33.2094, min_ms=32.641, max_ms=34.005,
+     std_ms=0.45, runs=50, memory_init_mb=0.0, memory_overall_mb=12.8672)),
+    ("xnnpack999_int8_rpi_op_profiling.log", dict(avg_ms=55.0432, min_ms=53.077, runs=50,
+     memory_init_mb=8.97656, memory_overall_mb=18.7227)),
+    ("tflite_readme_op_profiling_tail.log", dict(init_ms=38.467, warmup_avg_ms=83.235,
+     avg_ms=79.7609, min_ms=None, max_ms=None, std_ms=None, runs=None)),
+    # TF 1.x summary line
+    ("yuenshome77_tf1_nnapi_library_missing.log", dict(init_ms=12.516, warmup_avg_ms=146.548,
+     avg_ms=133.69, min_ms=133.474, max_ms=134.269, std_ms=0.23, runs=10)),
+    # LiteRT's tool: [file:line] prefixes, no peak memory
+    ("mlcommons1134_litert_gpu_full.log", dict(tool="benchmark_litert_model", init_ms=23744.73,
+     first_ms=7441.04, avg_ms=7430.20, min_ms=7416.40, max_ms=7448.86, std_ms=9.92, runs=10,
+     memory_init_mb=6391.74, memory_overall_mb=6391.74, peak_memory_mb=None,
+     signature="prefill_1024")),
+])
+def test_timings_from_real_logs(name, expected):
+    result = parse_benchmark_output(real_log(name))
+    for key, value in expected.items():
+        if value is None or isinstance(value, str):
+            assert result[key] == value, key
+        else:
+            assert result[key] == pytest.approx(value, rel=1e-9), key
 
 
-def test_nnapi_not_applied_and_litert_format():
-    d = parse_benchmark_output(NNAPI_NONE)["delegation"]
-    assert (d["delegate"], d["status"]) == ("NNAPI", "none")
-    r = parse_benchmark_output(LITERT)
-    assert r["tool"] == "benchmark_litert_model"
-    assert (r["init_ms"], r["first_ms"], r["warmup_avg_ms"], r["avg_ms"], r["runs"]) == \
-        (12.34, 8.10, 7.90, 7.51, 50)
-    assert (r["min_ms"], r["max_ms"], r["std_ms"], r["peak_memory_mb"]) == (7.20, 8.40, 0.21, 20.75)
-    assert (r["memory_init_mb"], r["memory_overall_mb"]) == (3.5, 9.25)
+@pytest.mark.parametrize("name", ["tf58379_gpu_full_windows.log", "tf56301_nnapi_none_logcat.log",
+                                  "tf49247_hexagon_failed.log"])
+def test_logs_without_a_summary_give_no_timings(name):
+    assert parse_benchmark_output(real_log(name))["avg_ms"] is None
+
+
+# -- delegation, delegate by delegate, from real logs ----------------------------------------
+@pytest.mark.parametrize("name, delegate, status, fields", [
+    ("tf70664_gpu_replacing_only_logcat.log", "GPU", "full",
+     dict(nodes_delegated=290, nodes_total=290, partitions=1)),
+    ("chromiumos_readme_gpu_opencl.log", "GPU", "full", dict(nodes_total=58, partitions=1)),
+    ("tf43541_gpu_full_op_profiling.log", "GPU", "full", {}),
+    ("tf58379_gpu_full_windows.log", "GPU", "full", {}),
+    ("discuss27507_gpu_then_xnnpack_app.log", "GPU", "partial",
+     dict(nodes_delegated=29, nodes_total=65, partitions=3)),
+    ("discuss27507_gpu_then_xnnpack_app.log", "XNNPACK", "partial",
+     dict(nodes_delegated=52, nodes_total=65)),
+    ("tf56301_gpu_unsupported_op_logcat.log", "GPU", "partial", dict(fallback_ops=["UNPACK"])),
+    ("tf57907_gpu_unsupported_ops_linux.log", "GPU", "partial",
+     dict(nodes_delegated=97, nodes_total=297,
+          fallback_ops=["ARG_MAX", "CAST", "CONCATENATION", "DEQUANTIZE", "FLOOR_DIV",
+                        "GATHER_ND", "MUL", "PACK", "RESHAPE", "SUB", "UNPACK"])),
+    ("tf49012_gpu_zero_kernels.log", "GPU", "none", {}),
+    ("tf56301_nnapi_partial_logcat.log", "NNAPI", "partial", dict(partitions=44)),
+    ("tf56301_nnapi_none_logcat.log", "NNAPI", "none", {}),
+    ("tf56747_hexagon_then_xnnpack.log", "HEXAGON", "partial",
+     dict(nodes_delegated=136, nodes_total=139, partitions=2)),
+    ("tf56747_hexagon_then_xnnpack.log", "XNNPACK", "partial", dict(nodes_delegated=12)),
+    ("tf49247_hexagon_failed.log", "HEXAGON", "none", {}),
+    ("tf83344_qnn_external_none.log", "QNN", "none", dict(nodes_delegated=0, nodes_total=31)),
+    ("chromiumos_readme_xnnpack_cpu.log", "XNNPACK", "full", dict(nodes_total=58)),
+])
+def test_delegation_from_real_logs(name, delegate, status, fields):
+    record = parse_delegation(real_log(name))[delegate]
+    assert record["status"] == status
+    for key, value in fields.items():
+        assert record[key] == value, key
+
+
+def test_rejected_ops_keep_their_reasons():
+    record = parse_delegation(real_log("tf57907_gpu_unsupported_ops_linux.log"))["GPU"]
+    assert record["fallback_reasons"]["CAST"] == "Not supported cast case"
+    assert record["fallback_reasons"]["DEQUANTIZE"] == ""
+
+
+@pytest.mark.parametrize("name, config, marks", [
+    ("tf70664_gpu_replacing_only_logcat.log", "gpu", []),
+    ("chromiumos_readme_gpu_opencl.log", "gpu:fp16", []),
+    ("discuss27507_gpu_then_xnnpack_app.log", "gpu", ["partial"]),
+    ("tf57907_gpu_unsupported_ops_linux.log", "gpu", ["partial"]),
+    ("tf49012_gpu_zero_kernels.log", "gpu", ["cpu-fallback"]),
+    ("chromiumos_readme_xnnpack_cpu.log", "gpu", ["cpu-fallback"]),  # no sign of the GPU
+    ("tf56301_nnapi_partial_logcat.log", "nnapi", ["partial"]),
+    ("tf56301_nnapi_none_logcat.log", "nnapi", ["cpu-fallback"]),
+    ("tf56301_nnapi_partial_logcat.log", "gpu", ["cpu-fallback"]),  # NNAPI ran, not the GPU
+    ("chromiumos_readme_xnnpack_cpu.log", "cpu:4", []),
+])
+def test_the_requested_delegate_decides_the_mark(name, config, marks):
+    config = parse_config(config)
+    fields = _delegation_fields(parse_delegation(real_log(name)), config)
+    assert _marks(config, fields["delegate_status"], sdk=34) == marks
+    assert _marks(config, fields["delegate_status"], sdk=35)[-1:] == \
+        (["nnapi-deprecated"] if config.backend == "nnapi" else marks[-1:])
+
+
+def test_logcat_prefixes_are_removed():
+    lines = clean_lines(real_log("ultralytics3172_nnapi_studio_logcat.log"))
+    assert "Use NNAPI: [1]" in lines and "Num threads: [4]" in lines
+    lines = clean_lines(real_log("tf56301_gpu_unsupported_op_logcat.log"))
+    assert "UNPACK: Operation is not supported." in lines
+    assert clean_lines(real_log("mlcommons1134_litert_gpu_full.log"))[5] == \
+        "Warmup (avg):         7441.04 ms (1 runs)"
+
+
+def test_failure_reasons_from_real_logs():
+    assert failure_reason(real_log("tf49247_hexagon_failed.log"), 1) == \
+        "Failed to apply Hexagon delegate. (hexagon_nn_config failed. Error: -1)"
+    assert failure_reason(real_log("tf49012_gpu_zero_kernels.log"), 1) == \
+        "tensorflow/lite/core/subgraph.cc:1169 node_index >= 0 was not true."
+    # A warning of a run that went on: never the reason, even with the summary cut off.
+    head = real_log("yuenshome77_tf1_nnapi_library_missing.log").split("Running benchmark")[0]
+    assert "nnapi" not in failure_reason(head, 1).lower()
+    assert failure_reason(head, 139) == "segmentation fault (SIGSEGV)"
+
+
+# Synthetic unit cases, written here from the message formats in TFLite's source; they are
+# not evidence of real output (the fixtures above are).
+@pytest.mark.parametrize("text, status", [
+    ("INFO: Created TensorFlow Lite delegate for GPU.\n"
+     "ERROR: GPU acceleration is unsupported on this platform.\n", "none"),
+    ("ERROR: Could not create GPU delegate: platform may not support delegate\n", "none"),
+    ("ERROR: Failed to apply GPU delegate.\n", "none"),
+    ("No operations will run on the GPU, and all 81 operations will run on the CPU.\n", "none"),
+    ("ERROR: Next operations are not supported by GPU delegate:\nADD: \n"
+     "First 0 operations will run on the GPU, and the remaining 81 on the CPU.\n", "none"),
+    ("WARNING: 25 cannot be handled by this delegate.  Only the first 30 ops will run on the "
+     "GPU, and the remaining 1 on the CPU\n", "partial"),
+])
+def test_gpu_never_applied_is_none_not_partial(text, status):
+    assert parse_delegation(text)["GPU"]["status"] == status
+
+
+@pytest.mark.parametrize("raw, name", [("TfLiteGpuDelegateV2", "GPU"), ("GPU", "GPU"),
+                                       ("TfLiteNnapiDelegate", "NNAPI"),
+                                       ("TfLiteXNNPackDelegate", "XNNPACK"),
+                                       ("TfLiteHexagonDelegate", "HEXAGON"),
+                                       ("TfLiteQnnDelegate", "QNN")])
+def test_delegate_names_are_normalised(raw, name):
+    assert delegate_name(raw) == name
+
+
+# -- which tool, which flags ------------------------------------------------------------------
+def test_flags_are_read_from_real_help_lines():
+    # A line of android_aarch64_benchmark_model --help (tensorflow/tensorflow#55364).
+    line = ("--hexagon_lib_path=/data/local/tmp string optional The library path for the "
+            "underlying Hexagon libraries.")
+    assert flags_in_help(line) == {"hexagon_lib_path"}
+
+
+LITERT_FLAGS = frozenset({"graph", "num_runs", "warmup_runs", "num_threads", "use_cpu", "use_gpu",
+                          "use_npu", "require_full_delegation", "use_profiler", "allow_fp16",
+                          "report_peak_memory_footprint"})
+CLASSIC_FLAGS = frozenset({"graph", "num_runs", "warmup_runs", "num_threads", "use_xnnpack",
+                           "use_gpu", "gpu_precision_loss_allowed", "use_nnapi",
+                           "enable_op_profiling", "report_peak_memory_footprint"})
+
+
+def test_tool_detection():
+    help_text = "\n".join(f"\t--{f}=x\tbool\toptional\t..." for f in sorted(LITERT_FLAGS))
+    assert detect_tool(help_text, "/x/benchmark_model").kind == LITERT
+    help_text = "\n".join(f"\t--{f}=x\tbool\toptional\t..." for f in sorted(CLASSIC_FLAGS))
+    assert detect_tool(help_text, "/x/benchmark_model").kind == CLASSIC
+    assert detect_tool("", "benchmark_litert_model").kind == LITERT
+    assert detect_tool("", "android_aarch64_benchmark_model").kind == CLASSIC
+
+
+def test_classic_flags():
+    tool = BenchmarkTool(CLASSIC, CLASSIC_FLAGS)
+    assert tool.command_flags(parse_config("cpu:4"), 50, 5) == [
+        "--num_threads=4", "--use_xnnpack=true", "--num_runs=50", "--warmup_runs=5",
+        "--report_peak_memory_footprint=true"]
+    assert "--gpu_precision_loss_allowed=false" in tool.command_flags(parse_config("gpu"), 5, 1)
+    assert "--gpu_precision_loss_allowed=true" in tool.command_flags(parse_config("gpu:fp16"), 5, 1)
+    assert "--use_nnapi=true" in tool.command_flags(parse_config("nnapi"), 5, 1)
+    assert "--enable_op_profiling=true" in tool.command_flags(parse_config("cpu:1"), 5, 1, True)
+    old = BenchmarkTool(CLASSIC, CLASSIC_FLAGS - {"gpu_precision_loss_allowed",
+                                                  "report_peak_memory_footprint"})
+    with pytest.raises(UnsupportedConfig, match="gpu_precision_loss_allowed"):
+        old.command_flags(parse_config("gpu"), 5, 1)
+    assert not any("peak_memory" in f for f in old.command_flags(parse_config("cpu:1"), 5, 1))
+
+
+def test_litert_flags_are_only_its_own():
+    tool = BenchmarkTool(LITERT, LITERT_FLAGS)
+    gpu = tool.command_flags(parse_config("gpu"), 20, 2, op_profiling=True)
+    assert gpu[:4] == ["--use_gpu=true", "--allow_fp16=false", "--use_cpu=false",
+                       "--require_full_delegation=true"]
+    assert "--use_profiler=true" in gpu
+    assert "--allow_fp16=true" in tool.command_flags(parse_config("gpu:fp16"), 20, 2)
+    assert "--use_cpu=true" in tool.command_flags(parse_config("gpu"), 20, 2, strict_gpu=False)
+    assert tool.command_flags(parse_config("cpu:2"), 20, 2)[:3] == [
+        "--use_cpu=true", "--use_gpu=false", "--num_threads=2"]
+    for config in ("cpu:1", "gpu", "gpu:fp16"):
+        for flag in tool.command_flags(parse_config(config), 20, 2, op_profiling=True):
+            assert flag[2:].split("=")[0] in LITERT_FLAGS, flag
+    with pytest.raises(UnsupportedConfig, match="no NNAPI"):
+        tool.command_flags(parse_config("nnapi"), 20, 2)
+    # a build that spells precision as --gpu_precision
+    other = BenchmarkTool(LITERT, LITERT_FLAGS - {"allow_fp16"} | {"gpu_precision"})
+    assert "--gpu_precision=fp32" in other.command_flags(parse_config("gpu"), 20, 2)
 
 
 def test_configs():
-    assert parse_config("cpu:4").flags() == ["--num_threads=4", "--use_xnnpack=true"]
-    assert parse_config("gpu:fp16").flags() == ["--use_gpu=true", "--gpu_precision_loss_allowed=true"]
-    assert parse_config("gpu").flags()[1] == "--gpu_precision_loss_allowed=false"
     assert [c.backend for c in parse_configs("cpu:1,gpu,nnapi")] == ["cpu", "gpu", "nnapi"]
+    assert parse_config("gpu:fp16").fp16 and not parse_config("gpu").fp16
+    assert [c.delegate for c in parse_configs("cpu:1,gpu,nnapi")] == [None, "GPU", "NNAPI"]
     for bad in ("cpu", "cpu:0", "tpu", "gpu:int8"):
         with pytest.raises(ValueError):
             parse_config(bad)
@@ -195,6 +314,44 @@ def test_end_to_end_on_fake_device(models, tmp_path):
     rebuilt = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "report.py"),
                               str(out)], capture_output=True, text=True)
     assert rebuilt.returncode == 0 and (out / "results.md").read_text() == table
+
+
+def test_classic_gpu_row_with_only_a_replacing_line(models, tmp_path):
+    gpu, status, marks = "full", "full", []
+    out = tmp_path / "results"
+    result = run_bench(["--models", models["models"][0], "--configs", "gpu", "--runs", "3",
+                        "--benchmark-binary", models["binary"], "--out", str(out)], tmp_path,
+                       FAKE_ADB_GPU=gpu)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "benchmark tool: benchmark_model (10 flags from its --help)" in result.stdout
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert (row["delegate_status"], row["marks"]) == (status, marks)
+    assert "--gpu_precision_loss_allowed=false" in row["command"]
+
+
+@pytest.mark.parametrize("gpu, status, marks", [("full", "full", []),
+                                               ("partial", "partial", ["partial"]),
+                                               ("unavailable", "none", ["cpu-fallback"])])
+def test_litert_tool_on_fake_device(models, tmp_path, gpu, status, marks):
+    out = tmp_path / "results"
+    result = run_bench(["--models", models["models"][0], "--configs", "cpu:2,gpu,gpu:fp16,nnapi",
+                        "--benchmark-binary", models["binary"], "--runs", "3", "--op-profiling",
+                        "--out", str(out)], tmp_path, FAKE_ADB_TOOL="litert", FAKE_ADB_GPU=gpu)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "benchmark tool: benchmark_litert_model" in result.stdout
+    rows = {r["config"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    cpu = rows["cpu:2"]
+    assert cpu["status"] == "ok" and cpu["tool"] == "benchmark_litert_model" and cpu["runs"] == 3
+    assert "--use_profiler=true" in cpu["command"] and "--use_xnnpack" not in cpu["command"]
+    for config, precision in (("gpu", "false"), ("gpu:fp16", "true")):
+        row = rows[config]
+        assert row["status"] == "ok", row["reason"]
+        assert (row["delegate_status"], row["marks"]) == (status, marks)
+        assert f"--allow_fp16={precision}" in row["command"]
+        # full is proved by the strict run; otherwise the row is the CPU-fallback run
+        assert ("--require_full_delegation=true" in row["command"]) == (gpu == "full")
+        assert (row["delegate_note"] == "") == (gpu == "full")
+    assert rows["nnapi"]["status"] == "failed" and "no NNAPI" in rows["nnapi"]["reason"]
 
 
 def test_resume_skips_done_rows(models, tmp_path):

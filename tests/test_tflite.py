@@ -32,12 +32,11 @@ def test_fp32_reproduces_keras_for_every_variant(variant):
     assert relative_error(TFLiteRunner(result.flatbuffer)(x), expected) <= TOLERANCE
 
 
-def test_fp32_matches_official_golden(golden_dir):
-    model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
-    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
-    result = convert(model, "none", input_size=(160, 192))
-    logits = TFLiteRunner(result.flatbuffer)(nhwc(data["input_1"]))
-    assert relative_error(logits, data["logits_eval_1"]) <= TOLERANCE
+def test_fp32_matches_official_golden(golden_xs_exports):
+    paths, x, golden = golden_xs_exports
+    with open(paths["none"], "rb") as f:
+        logits = TFLiteRunner(f.read())(x)
+    assert relative_error(logits, golden) <= TOLERANCE
 
 
 def test_dynamic_size_runs_at_two_sizes(golden_dir):
@@ -125,6 +124,7 @@ def test_int8_io_and_other_modes(golden_dir):
             assert graph.input_dtype == "float32" and graph.float_tensors == []
 
 
+@pytest.mark.slow  # 1-2 minutes: selective mode converts the model once per kept layer
 def test_debug_csv_and_selective_float(golden_dir, tmp_path):
     csv_path = tmp_path / "layers.csv"
     argv = ["--weights", os.path.join(golden_dir, "tiny.pth"), "--quantize", "int8",

@@ -53,6 +53,10 @@ def parse_args(argv=None):
     p.add_argument("--selective", type=float, metavar="COSINE",
                    help="keep the worst layers in float until the logit cosine on the "
                         "check images reaches COSINE (int8 / int16x8)")
+    p.add_argument("--gpu-check", choices=["auto", "on", "off"], default="auto",
+                   help="report LiteRT GPU delegation (fully delegated, or the rejected ops "
+                        "and why); auto: when a GPU accelerator exists here, a software one "
+                        "included (tflite/setup_software_gpu.py); on: also say when none does")
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="latency threads")
     p.add_argument("--runs", type=int, default=30, help="latency runs per thread count")
     args = p.parse_args(argv)
@@ -173,6 +177,11 @@ def main(argv=None):
                                       tqdm(check_images, desc="fidelity check", unit="img"))
         report["latency"] = [dict(measure_latency(result.flatbuffer, t, args.runs).to_dict(),
                                   threads=t) for t in args.threads]
+    if args.gpu_check != "off":
+        from swiftformer_tf.lite.gpu import check_gpu
+        gpu = check_gpu(output, "fp16" if args.quantize == "fp16" else "fp32")
+        if gpu.status != "unavailable" or args.gpu_check == "on":
+            report["gpu"] = dict(gpu.to_dict(), summary=gpu.summary())
     print(format_summary(report))
     if args.report:
         with atomic_output(args.report) as tmp, open(tmp, "w") as f:

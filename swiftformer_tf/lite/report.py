@@ -52,6 +52,8 @@ def format_summary(report: dict) -> str:
                      f"{check['max_abs_diff']:.3g} ({check['relative_max_diff']:.2e} of max |ref|), "
                      f"cosine mean {check['cosine_mean']:.5f} / min {check['cosine_min']:.5f}, "
                      f"top-1 agreement {100 * check['top1_agreement']:.1f}%")
+    if report.get("gpu"):
+        lines.append(f"GPU delegate:   {report['gpu']['summary']}")
     for timing in report.get("latency", []):
         lines.append(f"host latency:   {timing['median_ms']:.2f} ms median "
                      f"({timing['threads']} thread{'s' if timing['threads'] > 1 else ''}, "
