@@ -120,7 +120,8 @@ def make_plots(folder, results: dict) -> list:
     ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2)
     ax.set_xticklabels(models, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("median latency (ms)")
-    ax.set_title("Latency per configuration (* = delegate fallback or deprecated backend)")
+    ax.set_title("Latency per configuration\n(* = partial, cpu-fallback or nnapi-deprecated; "
+                 "software-GPU rows not plotted)", fontsize=10)
     ax.legend(fontsize=8)
     written.append(save_figure(fig, os.path.join(folder, "latency_per_config.png")))
 
