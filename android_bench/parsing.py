@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from swiftformer_tf.lite.delegate_log import clean_lines, parse_delegation
+from swiftformer_tf.lite.delegate_log import clean_lines, delegation_from_lines
 
 _NUMBER = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 
@@ -114,7 +114,7 @@ def parse_benchmark_output(text: str) -> dict:
               "avg_ms": None, "min_ms": None, "max_ms": None, "std_ms": None, "runs": None,
               "peak_memory_mb": None, "memory_init_mb": None, "memory_overall_mb": None}
     _classic(lines, result) or _litert(lines, result)
-    result["delegates"] = parse_delegation(text)
+    result["delegates"] = delegation_from_lines(lines)  # lines cleaned once
     return result
 
 

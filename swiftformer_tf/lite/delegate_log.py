@@ -79,7 +79,11 @@ def parse_delegation(text: str) -> Dict[str, dict]:
     """Every delegate the log mentions, each with ``status`` (``full``, ``partial``,
     ``none`` or None when the log does not say), ``partitions``, replaced node counts,
     ``fallback_ops`` (with ``fallback_reasons``) and ``error`` when it was never applied."""
-    lines = clean_lines(text)
+    return delegation_from_lines(clean_lines(text))
+
+
+def delegation_from_lines(lines: List[str]) -> Dict[str, dict]:
+    """``parse_delegation`` for lines ``clean_lines`` already cleaned."""
     delegates: Dict[str, dict] = {}
     i = 0
     while i < len(lines):
