@@ -71,7 +71,8 @@ def log(message):
 # -- models --------------------------------------------------------------------------------------
 def build_swiftformer(args, folder):
     import swiftformer_tf as sf
-    from swiftformer_tf.lite.calibration import ImageSource, normalize
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.lite.calibration import ImageSource
     from swiftformer_tf.lite.converter import convert
     size = (args.input_size, args.input_size)
     calibration = [normalize(x) for x in ImageSource("builtin", size).calibration(args.num_calibration)]

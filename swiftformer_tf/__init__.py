@@ -9,6 +9,7 @@ if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr
 
 from swiftformer_tf.convert import (Checkpoint, build_from_checkpoint, load_checkpoint_into,
                                     read_checkpoint)
+from swiftformer_tf.imagenet import decode_predictions, preprocess_input
 from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention,
                                    ImageNetPreprocessing, Mlp, SwiftFormerEncoder)
 from swiftformer_tf.model import (SwiftFormer, SwiftFormerL1, SwiftFormerL3, SwiftFormerS,
@@ -23,5 +24,6 @@ __all__ = [
     "EfficientAdditiveAttention", "ImageNetPreprocessing", "Mlp", "Stage", "SwiftFormer",
     "SwiftFormerConfig", "SwiftFormerEncoder", "SwiftFormerL1", "SwiftFormerL3",
     "SwiftFormerS", "SwiftFormerXS", "UnsafeCheckpointError", "build_from_checkpoint",
-    "get_config", "load_checkpoint_into", "read_checkpoint",
+    "decode_predictions", "get_config", "load_checkpoint_into", "preprocess_input",
+    "read_checkpoint",
 ]

@@ -16,7 +16,9 @@ def _parser():
         description="Convert an official, timm or Hugging Face SwiftFormer checkpoint "
                     "(.pth, .bin, .safetensors or a Hugging Face folder) to a Keras .keras file. "
                     "No PyTorch needed.")
-    p.add_argument("checkpoint", help="checkpoint file or Hugging Face model folder")
+    p.add_argument("checkpoint", help="checkpoint file, Hugging Face model folder, or imagenet:VARIANT "
+                                      "(the official ImageNet-1k weights, downloaded once and "
+                                      "verified)")
     p.add_argument("--output", "-o", help="output .keras file (default: <checkpoint name>.keras)")
     p.add_argument("--variant", default="auto", choices=["auto"] + list(VARIANTS),
                    help="model variant (default: detected from the shapes)")
@@ -35,19 +37,23 @@ def _fail(message):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    output = args.output or os.path.splitext(os.path.basename(args.checkpoint.rstrip("/")))[0] + ".keras"
-    if not output.endswith(".keras"):
-        return _fail(f"{output}: the output must end in .keras")
+    if args.output and not args.output.endswith(".keras"):
+        return _fail(f"{args.output}: the output must end in .keras")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
+    from swiftformer_tf import pretrained
     from swiftformer_tf.convert import build_from_checkpoint
     from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
     from swiftformer_tf.torch_pickle import CheckpointError
     try:
+        if args.output:
+            check_writable(args.output)
+        source = pretrained.resolve(args.checkpoint, None if args.variant == "auto" else args.variant)
+        output = args.output or os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
         check_writable(output)
         model, ckpt, report = build_from_checkpoint(
-            args.checkpoint, format=args.format, variant=args.variant, attention=args.attention)
+            source, format=args.format, variant=args.variant, attention=args.attention)
     except (CheckpointError, OutputError, ValueError) as err:
         return _fail(str(err))
     wrapper = f" (state_dict under '{ckpt.wrapper_key}')" if ckpt.wrapper_key else ""

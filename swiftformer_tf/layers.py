@@ -17,6 +17,7 @@ import keras
 from keras import layers, ops
 
 from swiftformer_tf import kernels
+from swiftformer_tf.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 PACKAGE = "swiftformer_tf"
 
@@ -27,8 +28,6 @@ BN_MOMENTUM = 0.9
 # function and lowers to ops that have integer kernels (no SQUARE, no DIV).
 L2_EPSILON = 1e-12
 ATTENTION_MODES = ("normalize", "legacy")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _kernel_init():

@@ -8,7 +8,7 @@ import os
 import keras
 from keras import layers, ops
 
-from swiftformer_tf import kernels
+from swiftformer_tf import kernels, pretrained
 from swiftformer_tf.layers import (
     ATTENTION_MODES,
     PACKAGE,
@@ -89,8 +89,10 @@ class SwiftFormer(keras.Model):
 
     Args:
         variant: "XS", "S", "L1", "L3", a ``SwiftFormerConfig`` or a dict of its fields.
-        weights: ``None`` (random init), a checkpoint (official / timm / Hugging Face
-            ``.pth``, ``.bin`` or ``.safetensors``), a ``.keras`` file or ``.weights.h5``.
+        weights: ``None`` (random init); ``"imagenet"``: the official ImageNet-1k weights,
+            downloaded once (pinned, verified, cached; see :mod:`swiftformer_tf.pretrained`);
+            a checkpoint (official / timm / Hugging Face ``.pth``, ``.bin`` or
+            ``.safetensors``), a ``.keras`` file or ``.weights.h5``.
         include_top: add the classifier (final BN, global average pool, heads).
         num_classes: classes of the head; default 1000, or the checkpoint's.
         input_shape: (H, W, 3); ``(None, None, 3)`` takes any size.
@@ -118,6 +120,8 @@ class SwiftFormer(keras.Model):
                  norm_references=None, name=None, **kwargs):
         config = get_config(variant)
         checkpoint = None
+        if pretrained.is_pretrained(weights):
+            weights = pretrained.fetch(weights, config.name)
         if weights is not None and not _is_keras_weights(weights):
             from swiftformer_tf.convert import read_checkpoint
             checkpoint = read_checkpoint(weights)

@@ -83,3 +83,21 @@ def randomize(model, seed=0):
             value = rng.normal(0, 1 / np.sqrt(fan_in), shape)
         variable.assign(value.astype("float32"))
     return model
+
+
+def official_to_timm(key):
+    """timm's names for an official key (written out independently of the converter)."""
+    parts = key.split(".")
+    if parts[0] == "patch_embed":
+        parts[0] = "stem"
+    elif parts[0] == "network":
+        index = int(parts[1])
+        if index % 2:
+            parts = ["stages", str((index + 1) // 2), "downsample"] + parts[2:]
+        else:
+            parts = ["stages", str(index // 2), "blocks"] + parts[2:]
+    elif parts[0] == "dist_head":
+        parts[0] = "head_dist"
+    if parts[-1] in ("layer_scale", "layer_scale_1", "layer_scale_2"):
+        parts.append("gamma")
+    return ".".join(parts).replace("attn.Proj.", "attn.proj.")

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import ROOT, TOLERANCE, nhwc, relative_error
+from conftest import ROOT, TOLERANCE, nhwc, official_to_timm, relative_error
 from safetensors.numpy import save_file
 
 import swiftformer_tf as sf
@@ -105,27 +105,9 @@ def test_strict_loading_lists_missing_unexpected_and_misshaped(tiny_state, tmp_p
 
 
 # -- formats ---------------------------------------------------------------------------------
-def _official_to_timm(key):
-    """timm's names for an official key (written out independently of the converter)."""
-    parts = key.split(".")
-    if parts[0] == "patch_embed":
-        parts[0] = "stem"
-    elif parts[0] == "network":
-        index = int(parts[1])
-        if index % 2:
-            parts = ["stages", str((index + 1) // 2), "downsample"] + parts[2:]
-        else:
-            parts = ["stages", str(index // 2), "blocks"] + parts[2:]
-    elif parts[0] == "dist_head":
-        parts[0] = "head_dist"
-    if parts[-1] in ("layer_scale", "layer_scale_1", "layer_scale_2"):
-        parts.append("gamma")
-    return ".".join(parts).replace("attn.Proj.", "attn.proj.")
-
-
 def test_timm_state_dict_reproduces_golden(golden_dir, tmp_path):
     tensors, _ = read_state_dict(os.path.join(golden_dir, "swiftformer_xs.pth"))
-    timm_state = {_official_to_timm(k): v for k, v in tensors.items()}
+    timm_state = {official_to_timm(k): v for k, v in tensors.items()}
     assert "stages.3.blocks.3.layer_scale_2.gamma" in timm_state
     path = tmp_path / "timm_xs.safetensors"
     save_file(timm_state, str(path))

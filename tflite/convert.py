@@ -2,7 +2,8 @@
 """Convert SwiftFormer to TFLite (optionally quantized), check it against the Keras model
 on held-out images and report size, ops, XNNPACK partitions, fidelity and host latency.
 
-    python tflite/convert.py --variant XS --weights SwiftFormer_XS_ckpt.pth --quantize int8
+    python tflite/convert.py --variant L1 --weights imagenet --quantize int8
+    python tflite/convert.py --weights SwiftFormer_XS_ckpt.pth --quantize int8
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402  (no TensorFlow yet)
+from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
 
 RANDOM_WEIGHTS_WARNING = """\
 ##########################################################################################
 # WARNING: no --weights given: converting a RANDOMLY INITIALISED SwiftFormer-{variant}.
 # Its predictions are meaningless; sizes, ops and latency are still representative.
+# For the official ImageNet weights: --weights imagenet (downloaded once, verified).
 ##########################################################################################"""
 
 
@@ -29,7 +31,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", choices=list(VARIANTS),
                    help="model variant (default XS; detected from --weights when given)")
-    p.add_argument("--weights", help="official / timm / Hugging Face checkpoint or a .keras file")
+    p.add_argument("--weights", help="imagenet (the official ImageNet-1k weights, downloaded "
+                                     "once and verified), an official / timm / Hugging Face "
+                                     "checkpoint, or a .keras file")
     p.add_argument("--attention", choices=["normalize", "legacy"],
                    help="attention semantics (default: from the checkpoint's format)")
     p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES)
@@ -81,7 +85,7 @@ def parse_args(argv=None):
 def load_model(args):
     import keras
 
-    from swiftformer_tf import SwiftFormer, build_from_checkpoint
+    from swiftformer_tf import SwiftFormer, build_from_checkpoint, pretrained
     options = dict(include_preprocessing=args.include_preprocessing,
                    input_shape=(None, None, 3))
     if args.weights is None:
@@ -105,9 +109,10 @@ def load_model(args):
             rebuilt.set_weights(model.get_weights())
             model = rebuilt
         return model, args.weights
-    model, _, _ = build_from_checkpoint(args.weights, variant=args.variant or "auto",
+    path = pretrained.resolve(args.weights, args.variant, default_variant="XS")
+    model, _, _ = build_from_checkpoint(path, variant=args.variant or "auto",
                                         attention=args.attention or "auto", **options)
-    return model, args.weights
+    return model, args.weights if path == args.weights else f"{args.weights} ({path})"
 
 
 def main(argv=None):
@@ -117,7 +122,8 @@ def main(argv=None):
     from tqdm import tqdm
 
     from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
-    from swiftformer_tf.lite.calibration import CalibrationError, ImageSource, normalize
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.lite.calibration import CalibrationError, ImageSource
     from swiftformer_tf.lite.converter import ExportError, convert
     from swiftformer_tf.lite.report import fidelity, format_summary
     from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,

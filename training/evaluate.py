@@ -5,6 +5,7 @@ to 256, centre crop 224, ImageNet mean / std) for a .keras model, a PyTorch chec
 
     python training/evaluate.py --model swiftformer_xs.keras --data tfds:imagenet2012:validation
     python training/evaluate.py --model swiftformer_xs_int8.tflite --data folder:/data/val
+    python training/evaluate.py --model imagenet:L1 --data tfds:imagenet2012:validation
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help=".keras, checkpoint (.pth/.bin/.safetensors) or .tflite")
+    p.add_argument("--model", required=True,
+                   help=".keras, checkpoint (.pth/.bin/.safetensors), .tflite, or imagenet:VARIANT "
+                        "(the official ImageNet-1k weights, downloaded once and verified)")
     p.add_argument("--data", required=True,
                    help="tfds:NAME[:SPLIT] (default split: validation), folder:DIR or synthetic[:N]")
     p.add_argument("--data-dir", help="TFDS data dir")
@@ -39,7 +42,7 @@ def main(argv=None):
     import numpy as np
     from tqdm import tqdm
 
-    from swiftformer_tf import CheckpointError, build_from_checkpoint
+    from swiftformer_tf import CheckpointError, build_from_checkpoint, pretrained
     from swiftformer_tf.training import data as data_lib
     from swiftformer_tf.training.trainer import TrainingError, evaluate_model
 
@@ -48,26 +51,27 @@ def main(argv=None):
         return 2
 
     try:
-        if not os.path.exists(args.model):
-            raise ValueError(f"{args.model}: no such file")
+        model_path = pretrained.resolve(args.model)
+        if not os.path.exists(model_path):
+            raise ValueError(f"{model_path}: no such file")
         kind, _, rest = args.data.partition(":")
         if kind == "tfds":
             name, _, split = rest.partition(":")
             evaluation = data_lib.tfds_split(name, split or "validation", args.data_dir)
         else:
             evaluation = data_lib.resolve(args.data, args.data_dir)[1]
-        if args.model.endswith(".tflite"):
+        if model_path.endswith(".tflite"):
             from swiftformer_tf.lite.runtime import TFLiteRunner
-            runner = TFLiteRunner(args.model)
+            runner = TFLiteRunner(model_path)
             preprocess_in_graph = False
 
             def predict(images):
                 return np.concatenate([runner(image[None]) for image in np.asarray(images)])
         else:
-            if args.model.endswith(".keras"):
-                model = keras.models.load_model(args.model, compile=False)
+            if model_path.endswith(".keras"):
+                model = keras.models.load_model(model_path, compile=False)
             else:
-                model = build_from_checkpoint(args.model)[0]
+                model = build_from_checkpoint(model_path)[0]
             preprocess_in_graph = getattr(model, "include_preprocessing", False)
 
             def predict(images):

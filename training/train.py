@@ -42,8 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--teacher", default="none",
                    help="regnety160 (needs --teacher-weights), PATH.keras, or none")
     p.add_argument("--teacher-weights", help="weights file for --teacher regnety160")
-    p.add_argument("--init", help="checkpoint to start from (any the converter reads, or .keras);"
-                                  " heads are dropped when the class count differs")
+    p.add_argument("--init", help="imagenet (the official ImageNet-1k weights of --variant, "
+                                  "downloaded once and verified), a checkpoint the converter "
+                                  "reads, or .keras; heads are dropped when the class count "
+                                  "differs")
     p.add_argument("--num-classes", type=int, help="default: the dataset's")
     p.add_argument("--output", default="runs/swiftformer")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
@@ -111,7 +113,7 @@ def main(argv=None):
     tf = import_tensorflow_quietly()
     import keras
 
-    from swiftformer_tf import SwiftFormer, read_checkpoint
+    from swiftformer_tf import SwiftFormer, pretrained, read_checkpoint
     from swiftformer_tf.convert import load_checkpoint_into
     from swiftformer_tf.training import data as data_lib
     from swiftformer_tf.training.trainer import RunOptions, Trainer, TrainingError, make_strategy
@@ -131,6 +133,9 @@ def main(argv=None):
         num_classes = args.num_classes or train.num_classes
         strategy = make_strategy(args.strategy)
         teacher_fn = build_teacher(args, num_classes)
+        if args.init:
+            variant = args.variant if isinstance(args.variant, str) else None
+            args.init = pretrained.resolve(args.init, variant)
         init = read_checkpoint(args.init) if args.init and not args.init.endswith(".keras") else None
         if args.init and not os.path.exists(args.init):
             raise ValueError(f"{args.init}: no such file")

@@ -16,7 +16,7 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
-from swiftformer_tf.layers import IMAGENET_MEAN, IMAGENET_STD
+from swiftformer_tf.imagenet import eval_transform
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -29,26 +29,6 @@ BUILTIN_CHECK = ["rocket", "motorcycle_right", "grace_hopper", "coffee"]
 
 class CalibrationError(ValueError):
     """A calibration source that cannot give images."""
-
-
-def eval_transform(image, size: Tuple[int, int]):
-    """PIL image -> float32 (H, W, 3) in 0-255: bicubic shorter-side resize, centre crop."""
-    from PIL import Image
-    height, width = size
-    image = image.convert("RGB")
-    resize_to = int(round(min(height, width) * 256 / 224))
-    w, h = image.size
-    scale = resize_to / min(w, h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    image = image.resize((new_w, new_h), Image.BICUBIC)
-    left, top = (new_w - width) // 2, (new_h - height) // 2
-    return np.asarray(image.crop((left, top, left + width, top + height)), np.float32)
-
-
-def normalize(images):
-    """0-255 RGB -> ImageNet-normalised model input."""
-    return ((np.asarray(images, np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32))
-            / np.array(IMAGENET_STD, np.float32))
 
 
 def _builtin_path(name):

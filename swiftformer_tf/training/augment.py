@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from swiftformer_tf.layers import IMAGENET_MEAN, IMAGENET_STD
+from swiftformer_tf.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 FILL = (124.0, 116.0, 104.0)  # timm's fill colour for geometric RandAugment ops
 

@@ -182,7 +182,7 @@ class Trainer:
 
     def _teacher_input(self, images):
         if getattr(self.teacher, "_expects_0_255", False):
-            from swiftformer_tf.layers import IMAGENET_MEAN, IMAGENET_STD
+            from swiftformer_tf.imagenet import IMAGENET_MEAN, IMAGENET_STD
             return (images * tf.constant(IMAGENET_STD) + tf.constant(IMAGENET_MEAN)) * 255.0
         return images
 
