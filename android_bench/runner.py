@@ -180,7 +180,8 @@ class HostRunner:
         return self.info
 
     def run(self, model: str, config: Config) -> dict:
-        from swiftformer_tf.lite.runtime import load_interpreter, random_input, summarize_graph
+        from swiftformer_tf.lite.runtime import (load_interpreter, set_random_inputs,
+                                                 summarize_graph, timed_calls)
         if config.backend == "nnapi":
             return _row(model, config, status="failed", reason="NNAPI exists only on Android",
                         **self.info)
@@ -191,13 +192,8 @@ class HostRunner:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             interpreter = load_interpreter(model, config.threads)
             init_ms = (time.perf_counter() - start) * 1e3
-            for detail in interpreter.get_input_details():
-                interpreter.set_tensor(detail["index"], random_input(detail))
-            times = []
-            for _ in range(self.warmup + self.runs):
-                t = time.perf_counter()
-                interpreter.invoke()
-                times.append((time.perf_counter() - t) * 1e3)
+            set_random_inputs(interpreter)
+            times = timed_calls(interpreter.invoke, self.warmup + self.runs)
             graph = summarize_graph(model)
         except (ValueError, RuntimeError, FileNotFoundError) as err:
             return _row(model, config, status="failed", reason=str(err)[:200], **self.info)

@@ -23,17 +23,11 @@ def load_results(folder) -> dict:
         return json.load(f)
 
 
-def _atomic_write(path, text, mode="w"):
-    tmp = f"{path}.tmp"
-    with open(tmp, mode) as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_results(folder, results: dict):
     """Writes results.json, results.csv and results.md, each atomically."""
+    from swiftformer_tf.io_utils import write_file
     os.makedirs(folder, exist_ok=True)
-    _atomic_write(os.path.join(folder, "results.json"), json.dumps(results, indent=2))
+    write_file(os.path.join(folder, "results.json"), json.dumps(results, indent=2))
     rows = results["rows"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
@@ -43,8 +37,8 @@ def save_results(folder, results: dict):
         flat["fallback_ops"] = " ".join(row.get("fallback_ops") or [])
         flat["marks"] = " ".join(row.get("marks") or [])
         writer.writerow(flat)
-    _atomic_write(os.path.join(folder, "results.csv"), buffer.getvalue())
-    _atomic_write(os.path.join(folder, "results.md"), markdown_table(results))
+    write_file(os.path.join(folder, "results.csv"), buffer.getvalue())
+    write_file(os.path.join(folder, "results.md"), markdown_table(results))
 
 
 def cell(row) -> str:

@@ -12,7 +12,6 @@ transformers' SwiftFormer with the official attention and the same weights.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -189,29 +188,23 @@ def main(argv=None):
         else:
             print(f"{key}: {table}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        from swiftformer_tf.io_utils import write_json
+        write_json(args.json, results)
     return 0
 
 
 def copy_weights(keras_model, torch_model):
-    """Keras weights into transformers' SwiftFormer through the checkpoint converter's map."""
+    """Keras weights into transformers' SwiftFormer, through the checkpoint transfer's
+    official names."""
     import torch
 
-    from swiftformer_tf.convert import RENAMES, weight_map
-    inverse = {"_conv_kernel": lambda v, shape: v[0, 0].T if len(shape) == 2 else v.transpose(3, 2, 0, 1),
-               "_depthwise_kernel": lambda v, shape: v.transpose(2, 3, 0, 1),
-               "_dense_kernel": lambda v, shape: v.T,
-               "_vector": lambda v, shape: v.reshape(shape),
-               "_same": lambda v, shape: v}
-    by_key = {key: (variable, transform) for variable, key, transform in weight_map(keras_model)}
-    state = torch_model.state_dict()
+    from swiftformer_tf.checkpoints import RENAMES, export_state_dict
+    official = export_state_dict(keras_model.weights)
     with torch.no_grad():
-        for hf_key, tensor in state.items():
-            if RENAMES["hf"](hf_key) in by_key:
-                variable, transform = by_key[RENAMES["hf"](hf_key)]
-                value = inverse[transform.__name__](variable.numpy(), tuple(tensor.shape))
-                tensor.copy_(torch.from_numpy(value.copy()))
+        for hf_key, tensor in torch_model.state_dict().items():
+            value = official.get(RENAMES["hf"](hf_key))
+            if value is not None:
+                tensor.copy_(torch.from_numpy(value.reshape(tuple(tensor.shape)).copy()))
 
 
 def torch_param_groups(model, weight_decay):

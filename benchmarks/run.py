@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.zoo_models import KECAM_MODELS  # noqa: E402
+from swiftformer_tf.io_utils import write_json  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
 
 MODES = ("none", "fp16", "dynamic", "int8")
@@ -189,18 +190,18 @@ def gemm_rates():
     import numpy as np
     import tensorflow as tf
 
+    from swiftformer_tf.lite.converter import configure
     from swiftformer_tf.lite.runtime import measure_latency
     weights = tf.constant(np.random.default_rng(0).normal(size=(1024, 1024)).astype(np.float32) * 0.03)
     fn = tf.function(lambda x: tf.matmul(x, weights),
                      input_signature=[tf.TensorSpec((256, 1024), tf.float32)])
     rates = {"numpy_fp32_gmacs": numpy_rate}
     for mode in ("fp32", "int8"):
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
-        if mode == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: (
-                [np.random.default_rng(i).normal(size=(256, 1024)).astype(np.float32)] for i in range(8))
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter = configure(
+            tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]),
+            "none" if mode == "fp32" else "int8", lambda: (
+                [np.random.default_rng(i).normal(size=(256, 1024)).astype(np.float32)]
+                for i in range(8)))
         timing = measure_latency(converter.convert(), 1, runs=20, warmup=3)
         rates[f"xnnpack_{mode}_gmacs"] = 256 * 1024 * 1024 / (timing.median_ms / 1e3) / 1e9
     return rates
@@ -370,8 +371,7 @@ def main(argv=None):
                "gemm_rates": rates, "models": models, "comparisons": comparisons,
                "keras_vs_pytorch": keras_vs_pytorch, "notes": notes,
                "seconds": round(time.time() - started, 1)}
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(os.path.join(args.out, "results.json"), results)
     write_report(args.out, results)
     plots = plot(args.out, results)
     log(f"wrote {args.out}/results.json, report.md, " + ", ".join(os.path.basename(p) for p in plots)

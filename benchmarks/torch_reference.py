@@ -4,10 +4,21 @@ semantics, so the converted graph does what the official model does."""
 
 from __future__ import annotations
 
-VARIANT_SHAPES = {  # depths, widths: the variant table, without importing TensorFlow
-    "XS": ([3, 3, 6, 4], [48, 56, 112, 220]), "S": ([3, 3, 9, 6], [48, 64, 168, 224]),
-    "L1": ([4, 3, 10, 5], [48, 96, 192, 384]), "L3": ([4, 4, 12, 6], [64, 128, 320, 512]),
-}
+import importlib.util
+import os
+import sys
+
+
+def _variant_table():
+    """swiftformer_tf/variants.py, read by file: this runs in the peer environment, which has
+    no TensorFlow for the package's __init__ to import."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "swiftformer_tf", "variants.py")
+    spec = importlib.util.spec_from_file_location("swiftformer_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.VARIANTS
 
 
 def _normalize_attention_forward(self, x):
@@ -23,9 +34,9 @@ def official_swiftformer(variant, num_classes=1000, attention="normalize"):
     """A PyTorch SwiftFormer (eval mode) with random weights."""
     from transformers import SwiftFormerConfig, SwiftFormerForImageClassification
     from transformers.models.swiftformer import modeling_swiftformer as hf
-    depths, widths = VARIANT_SHAPES[variant]
-    model = SwiftFormerForImageClassification(
-        SwiftFormerConfig(depths=depths, embed_dims=widths, num_labels=num_classes))
+    config = _variant_table()[variant]
+    model = SwiftFormerForImageClassification(SwiftFormerConfig(
+        depths=list(config.depths), embed_dims=list(config.widths), num_labels=num_classes))
     if attention == "normalize":
         for module in model.modules():
             if isinstance(module, hf.SwiftFormerEfficientAdditiveAttention):

@@ -25,16 +25,11 @@ KECAM_MODELS = {
 def convert_concrete(tf, fn, size, path, representative=None):
     spec = tf.TensorSpec((1, size, size, 3), tf.float32)
     concrete = tf.function(fn, input_signature=[spec]).get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if representative is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    data = converter.convert()
-    with open(path + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(path + ".tmp", path)
+    from swiftformer_tf.io_utils import write_file
+    from swiftformer_tf.lite.converter import configure
+    converter = configure(tf.lite.TFLiteConverter.from_concrete_functions([concrete]),
+                          "none" if representative is None else "int8", representative)
+    write_file(path, converter.convert())
 
 
 def mobilenet_v2(out, int8, calibration):

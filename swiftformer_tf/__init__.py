@@ -7,23 +7,21 @@ if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr
 
     _quiet_import()
 
-from swiftformer_tf.convert import (Checkpoint, build_from_checkpoint, load_checkpoint_into,
-                                    read_checkpoint)
+from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
+                                        UnsafeCheckpointError, read_checkpoint)
 from swiftformer_tf.imagenet import decode_predictions, preprocess_input
 from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention,
                                    ImageNetPreprocessing, Mlp, SwiftFormerEncoder)
 from swiftformer_tf.model import (SwiftFormer, SwiftFormerL1, SwiftFormerL3, SwiftFormerS,
-                                  SwiftFormerXS, Stage)
-from swiftformer_tf.torch_pickle import CheckpointError, UnsafeCheckpointError
+                                  SwiftFormerXS, Stage, load)
 from swiftformer_tf.variants import VARIANTS, SwiftFormerConfig, get_config
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VARIANTS", "Checkpoint", "CheckpointError", "ConvEncoder", "ConvNorm",
-    "EfficientAdditiveAttention", "ImageNetPreprocessing", "Mlp", "Stage", "SwiftFormer",
-    "SwiftFormerConfig", "SwiftFormerEncoder", "SwiftFormerL1", "SwiftFormerL3",
-    "SwiftFormerS", "SwiftFormerXS", "UnsafeCheckpointError", "build_from_checkpoint",
-    "decode_predictions", "get_config", "load_checkpoint_into", "preprocess_input",
-    "read_checkpoint",
+    "EfficientAdditiveAttention", "ImageNetPreprocessing", "LoadReport", "Mlp", "Stage",
+    "SwiftFormer", "SwiftFormerConfig", "SwiftFormerEncoder", "SwiftFormerL1", "SwiftFormerL3",
+    "SwiftFormerS", "SwiftFormerXS", "UnsafeCheckpointError", "decode_predictions",
+    "get_config", "load", "preprocess_input", "read_checkpoint",
 ]

@@ -42,26 +42,24 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
-    from swiftformer_tf import pretrained
-    from swiftformer_tf.convert import build_from_checkpoint
+    from swiftformer_tf import load
+    from swiftformer_tf.checkpoints import CheckpointError, pretrained
     from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
-    from swiftformer_tf.torch_pickle import CheckpointError
     try:
         if args.output:
-            check_writable(args.output)
+            check_writable(args.output)  # before a download
         source = pretrained.resolve(args.checkpoint, None if args.variant == "auto" else args.variant)
         output = args.output or os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
         check_writable(output)
-        model, ckpt, report = build_from_checkpoint(
-            source, format=args.format, variant=args.variant, attention=args.attention)
+        model = load(source, variant=args.variant, format=args.format, attention=args.attention)
     except (CheckpointError, OutputError, ValueError) as err:
         return _fail(str(err))
-    wrapper = f" (state_dict under '{ckpt.wrapper_key}')" if ckpt.wrapper_key else ""
-    print(f"format:      {ckpt.format}{wrapper}")
-    print(f"variant:     {ckpt.config.name} (depths {list(ckpt.config.depths)}, "
-          f"widths {list(ckpt.config.widths)})")
-    print(f"classes:     {ckpt.num_classes if ckpt.num_classes else 'none (no head)'}"
-          f"{', with distillation head' if ckpt.distillation else ''}")
+    report, config = model.load_report, model.config
+    wrapper = f" (state_dict under '{report.wrapper_key}')" if report.wrapper_key else ""
+    print(f"format:      {report.format}{wrapper}")
+    print(f"variant:     {config.name} (depths {list(config.depths)}, widths {list(config.widths)})")
+    print(f"classes:     {model.num_classes if model.include_top else 'none (no head)'}"
+          f"{', with distillation head' if model.dist_head is not None else ''}")
     print(f"attention:   {model.attention}")
     print(f"parameters:  {sum(int(w.numpy().size) for w in model.trainable_weights):,}")
     print(f"tensors:     all {report.used} checkpoint tensors used, every Keras weight set")

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from swiftformer_tf import kernels
 from swiftformer_tf.layers import GELU_FORMS, SwiftFormerEncoder
 from swiftformer_tf.model import SwiftFormer
 
 
 def _bn_affine(bn):
-    """(scale, shift) with bn(x) == x * scale + shift in inference."""
-    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in bn.get_weights())
-    scale = gamma / np.sqrt(var + bn.epsilon)
-    return scale, beta - mean * scale
+    """(scale, shift) of :func:`kernels.bn_affine`, as float64 arrays for folding."""
+    return tuple(np.asarray(t, np.float64) for t in kernels.bn_affine(bn))
 
 
 def fuse_for_inference(model: SwiftFormer, gelu_form: str = "exact",

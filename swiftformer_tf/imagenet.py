@@ -15,6 +15,10 @@ from typing import List, Tuple
 
 import numpy as np
 
+# Image files by extension: what PIL reads (calibration, preprocess_input), and the part of
+# it that TensorFlow's decoder reads too (training and evaluation folders: no TIFF there).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+TF_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 
@@ -44,6 +45,17 @@ def atomic_output(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_file(path, data) -> str:
+    """Writes ``data`` (str or bytes) to ``path`` atomically; returns ``path``."""
+    with atomic_output(path) as tmp, open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def write_json(path, value) -> str:
+    return write_file(path, json.dumps(value, indent=2) + "\n")
 
 
 def save_figure(fig, path, dpi=120) -> str:

@@ -8,7 +8,10 @@ import os
 import keras
 from keras import layers, ops
 
-from swiftformer_tf import kernels, pretrained
+from swiftformer_tf import kernels
+from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
+                                        assign_from_checkpoint, export_state_dict, pretrained,
+                                        read_checkpoint)
 from swiftformer_tf.layers import (
     ATTENTION_MODES,
     PACKAGE,
@@ -24,10 +27,6 @@ from swiftformer_tf.variants import get_config
 logger = logging.getLogger(__name__)
 
 POOLING_MODES = (None, "avg", "max")
-LEGACY_ATTENTION_NOTE = (
-    "%s: Hugging Face SwiftFormer weights come from the first official release, whose attention "
-    "weights are identically 1 (a softmax over a size-1 axis); using attention='legacy' to match "
-    "them. Pass attention='normalize' to override.")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -90,11 +89,13 @@ class SwiftFormer(keras.Model):
     Args:
         variant: "XS", "S", "L1", "L3", a ``SwiftFormerConfig`` or a dict of its fields.
         weights: ``None`` (random init); ``"imagenet"``: the official ImageNet-1k weights,
-            downloaded once (pinned, verified, cached; see :mod:`swiftformer_tf.pretrained`);
-            a checkpoint (official / timm / Hugging Face ``.pth``, ``.bin`` or
-            ``.safetensors``), a ``.keras`` file or ``.weights.h5``.
+            downloaded once (pinned, verified, cached; see
+            :mod:`swiftformer_tf.checkpoints.pretrained`); a checkpoint (official / timm /
+            Hugging Face ``.pth``, ``.bin`` or ``.safetensors``, or a read ``Checkpoint``),
+            a ``.keras`` file or ``.weights.h5``.
         include_top: add the classifier (final BN, global average pool, heads).
-        num_classes: classes of the head; default 1000, or the checkpoint's.
+        num_classes: classes of the head; default 1000, or the checkpoint's. A different
+            count than the checkpoint's leaves the heads newly initialised (fine-tuning).
         input_shape: (H, W, 3); ``(None, None, 3)`` takes any size.
         pooling: with ``include_top=False``: None (4-D map), "avg" or "max".
         distillation: add ``dist_head``. In inference the output is the average of both
@@ -119,19 +120,15 @@ class SwiftFormer(keras.Model):
                  include_preprocessing=False, fused=False, gelu_form="exact",
                  norm_references=None, name=None, **kwargs):
         config = get_config(variant)
-        checkpoint = None
-        if pretrained.is_pretrained(weights):
-            weights = pretrained.fetch(weights, config.name)
-        if weights is not None and not _is_keras_weights(weights):
-            from swiftformer_tf.convert import read_checkpoint
-            checkpoint = read_checkpoint(weights)
+        checkpoint = _read_weights(weights, config)
+        if checkpoint is not None:
             if num_classes is None and checkpoint.num_classes:
                 num_classes = checkpoint.num_classes
-            if attention is None:
+            if attention in (None, "auto"):
                 attention = checkpoint.default_attention
-                if checkpoint.format == "hf":
-                    logger.warning(LEGACY_ATTENTION_NOTE, weights)
-        attention = attention or "normalize"
+                if checkpoint.attention_note:  # the one place this default is decided
+                    logger.warning(checkpoint.attention_note)
+        attention = attention if attention not in (None, "auto") else "normalize"
         num_classes = 1000 if num_classes is None else int(num_classes)
         _check_options(input_shape, pooling, attention, include_top, features_only, num_classes,
                        drop_path_rate)
@@ -174,13 +171,44 @@ class SwiftFormer(keras.Model):
                 self.dist_head = _dense(num_classes, "dist_head")
 
         self.build((None,) + self.image_shape)
+        self.load_report = None  # what loading from a checkpoint did, when it did
         if checkpoint is not None:
-            from swiftformer_tf.convert import load_checkpoint_into
-            report = load_checkpoint_into(self, checkpoint)
-            logger.info("%s (%s format): %s", weights, checkpoint.format, report)
+            fresh_heads = (self.include_top and checkpoint.num_classes is not None
+                           and checkpoint.num_classes != self.num_classes)
+            self.load_report = self.load_checkpoint(checkpoint, skip_heads=fresh_heads)
+            logger.info("%s: %s", checkpoint.path, self.load_report)
         elif weights is not None:
             self.load_weights(os.fspath(weights)) if str(weights).endswith(".weights.h5") \
                 else _load_keras_file_weights(self, weights)
+
+    @classmethod
+    def from_checkpoint(cls, source, *, format="auto", variant="auto", **kwargs):
+        """A model built to a checkpoint's variant, class count and heads, with its weights.
+        ``source``: a path, a pretrained name ("imagenet:L1") or a read ``Checkpoint``;
+        ``kwargs`` override constructor options (see the class)."""
+        checkpoint = source
+        if not isinstance(source, Checkpoint):
+            named = variant if isinstance(variant, str) and variant != "auto" else None
+            checkpoint = read_checkpoint(pretrained.resolve(source, named), format=format,
+                                         variant=variant)
+        options = dict(num_classes=checkpoint.num_classes or 1000,
+                       include_top=checkpoint.num_classes is not None,
+                       distillation=checkpoint.distillation)
+        return cls(checkpoint.config, weights=checkpoint, **{**options, **kwargs})
+
+    def load_checkpoint(self, checkpoint, skip_heads=False) -> LoadReport:
+        """Sets every weight from a checkpoint (path or ``Checkpoint``), strictly: an error
+        lists missing, unexpected and mis-shaped tensors. ``skip_heads`` leaves the heads as
+        they are (fine-tuning to another class count)."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = read_checkpoint(checkpoint)
+        if (checkpoint.config.depths, checkpoint.config.widths) != \
+                (self.config.depths, self.config.widths):
+            raise CheckpointError(
+                f"{checkpoint.path}: checkpoint is SwiftFormer-{checkpoint.config.name} "
+                f"{list(checkpoint.config.widths)}, the model is SwiftFormer-{self.config.name} "
+                f"{list(self.config.widths)}")
+        return assign_from_checkpoint(self.weights, checkpoint, skip_heads=skip_heads)
 
     # -- construction -------------------------------------------------------------------
     def build(self, input_shape):
@@ -264,6 +292,71 @@ def _dense(units, name):
 
 def _is_keras_weights(weights):
     return str(weights).endswith((".keras", ".weights.h5"))
+
+
+def _read_weights(weights, config) -> "Checkpoint | None":
+    """The checkpoint that ``weights`` names (None for none, or for Keras files)."""
+    if weights is None or isinstance(weights, Checkpoint):
+        return weights
+    if pretrained.is_pretrained(weights):
+        weights = pretrained.fetch(weights, config.name)
+    return None if _is_keras_weights(weights) else read_checkpoint(weights)
+
+
+def load(source, *, variant=None, format="auto", **overrides) -> SwiftFormer:
+    """A SwiftFormer from any source; the one loader of every command-line tool.
+
+    ``source``: "imagenet" / "imagenet:L1" (pinned pretrained weights), a ``.keras`` file, or
+    an official / timm / Hugging Face checkpoint (``.pth``, ``.bin``, ``.safetensors``, a
+    model folder). ``variant`` checks the source against a variant (and picks the pretrained
+    weights of a bare "imagenet"); ``overrides`` are constructor options to change
+    (``num_classes``, ``input_shape``, ``include_preprocessing``, ``drop_path_rate`` ...).
+    Weights are matched by name, strictly; with another ``num_classes`` the heads are newly
+    initialised (``model.load_report.fresh_heads``).
+    """
+    overrides = {k: v for k, v in overrides.items() if v not in (None, "auto")}  # keep source's
+    named = variant if isinstance(variant, str) and variant != "auto" else None
+    source = pretrained.resolve(source, named)
+    if str(source).endswith(".keras"):
+        return _load_keras(os.fspath(source), variant, overrides)
+    wanted = variant if variant not in (None, "auto") else "auto"
+    return SwiftFormer.from_checkpoint(source, format=format, variant=wanted, **overrides)
+
+
+def _load_keras(path, variant, overrides):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for a damaged or foreign file
+        raise CheckpointError(f"{path}: not a loadable .keras file ({_one_line(err)})") from None
+    if not isinstance(model, SwiftFormer):
+        raise CheckpointError(f"{path}: holds {type(model).__name__}, not a SwiftFormer")
+    if variant not in (None, "auto") and get_config(variant).to_dict() != model.config.to_dict():
+        raise CheckpointError(f"{path}: is SwiftFormer-{model.config.name}, not the variant "
+                              f"asked for ({get_config(variant).name})")
+    config = model.get_config()
+    changed = {k: v for k, v in overrides.items()
+               if k not in config or _as_config_value(v) != _as_config_value(config[k])}
+    if not changed:
+        return model
+    # Another configuration: the weights go over by name, through the checkpoint transfer.
+    checkpoint = Checkpoint(
+        path=path, format="keras", tensors=export_state_dict(model.weights), wrapper_key=None,
+        config=model.config, num_classes=model.num_classes if model.include_top else None,
+        distillation=model.dist_head is not None)
+    kept = {k: config[k] for k in ("input_shape", "pooling", "drop_path_rate", "attention",
+                                   "features_only", "include_preprocessing")}
+    kept["input_shape"] = tuple(kept["input_shape"])
+    return SwiftFormer.from_checkpoint(checkpoint, **{**kept, **overrides})
+
+
+def _as_config_value(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _load_keras_file_weights(model, path):

@@ -12,7 +12,7 @@ from conftest import ROOT, TOLERANCE, nhwc, official_to_timm, relative_error
 from safetensors.numpy import save_file
 
 import swiftformer_tf as sf
-from swiftformer_tf.convert import read_state_dict
+from swiftformer_tf.checkpoints import read_state_dict
 
 
 def run_cli(*args):
@@ -97,7 +97,7 @@ def test_strict_loading_lists_missing_unexpected_and_misshaped(tiny_state, tmp_p
     path = tmp_path / "broken.safetensors"
     save_file(state, str(path))
     with pytest.raises(sf.CheckpointError) as err:
-        sf.build_from_checkpoint(path)
+        sf.load(path)
     text = str(err.value)
     assert "1 missing: network.2.1.attn.w_g" in text
     assert "1 unexpected: network.0.0.extra.weight" in text
@@ -111,8 +111,9 @@ def test_timm_state_dict_reproduces_golden(golden_dir, tmp_path):
     assert "stages.3.blocks.3.layer_scale_2.gamma" in timm_state
     path = tmp_path / "timm_xs.safetensors"
     save_file(timm_state, str(path))
-    model, ckpt, report = sf.build_from_checkpoint(path)
-    assert (ckpt.format, ckpt.config.name, model.attention) == ("timm", "XS", "normalize")
+    model = sf.load(path)
+    assert (model.load_report.format, model.config.name, model.attention) == \
+        ("timm", "XS", "normalize")
     data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
     assert relative_error(model(nhwc(data["input_2"])), data["logits_eval_2"]) <= TOLERANCE
 
@@ -142,3 +143,31 @@ def test_wrapper_preference_model_over_model_ema(tiny_state, tmp_path):
     ckpt = sf.read_checkpoint(path)
     assert ckpt.wrapper_key == "model"
     np.testing.assert_array_equal(ckpt.tensors["head.weight"], tiny_state["head.weight"])
+
+
+# -- the one loader ----------------------------------------------------------------------------
+def test_load_takes_every_source_and_matches_by_name(golden_dir, tmp_path):
+    data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
+    x, expected = nhwc(data["input_2"]), data["logits_eval_2"]
+    model = sf.load(os.path.join(golden_dir, "swiftformer_xs.pth"))
+    model.save(tmp_path / "xs.keras")
+    assert relative_error(sf.load(tmp_path / "xs.keras")(x), expected) <= TOLERANCE
+
+    # Another configuration of a .keras file: weights go over by name, heads stay new.
+    preprocessed = sf.load(tmp_path / "xs.keras", include_preprocessing=True, variant="XS")
+    pixels = (x * np.array([0.229, 0.224, 0.225]) + np.array([0.485, 0.456, 0.406])) * 255
+    assert relative_error(preprocessed(pixels.astype(np.float32)), expected) <= 1e-4
+    five = sf.load(tmp_path / "xs.keras", num_classes=5)
+    assert five.load_report.fresh_heads and five.head.kernel.shape == (220, 5)
+    assert five.load_report.skipped == ["dist_head.bias", "dist_head.weight", "head.bias",
+                                        "head.weight"]
+    for a, b in zip(model.forward_features(x), five.forward_features(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # A .keras file of another architecture is refused by name, never copied by position.
+    sf.load(os.path.join(golden_dir, "tiny.pth")).save(tmp_path / "tiny.keras")
+    with pytest.raises(sf.CheckpointError, match="tiny.keras: is SwiftFormer-custom, not "
+                                                 "the variant asked for \\(XS\\)"):
+        sf.load(tmp_path / "tiny.keras", variant="XS")
+    with pytest.raises(sf.CheckpointError, match="no such file"):
+        sf.load(tmp_path / "missing.keras")

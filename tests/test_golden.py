@@ -14,14 +14,15 @@ CASES = {"swiftformer_xs": 3, "tiny": 2}  # model -> number of eval inputs
 @pytest.fixture(scope="module", params=sorted(CASES))
 def golden_case(request, golden_dir):
     name = request.param
-    model, ckpt, report = sf.build_from_checkpoint(os.path.join(golden_dir, f"{name}.pth"))
+    path = os.path.join(golden_dir, f"{name}.pth")
+    model, ckpt = sf.load(path), sf.read_checkpoint(path)
     data = np.load(os.path.join(golden_dir, f"{name}_io.npz"))
-    return name, model, ckpt, report, data
+    return name, model, ckpt, model.load_report, data
 
 
 def test_checkpoint_detection(golden_case):
     name, model, ckpt, report, _ = golden_case
-    assert ckpt.format == "official"
+    assert ckpt.format == report.format == "official"
     if name == "tiny":
         assert ckpt.wrapper_key is None and ckpt.config.name == "custom"
         assert ckpt.config.depths == (1, 2, 2, 1) and ckpt.config.widths == (16, 24, 32, 40)

@@ -60,8 +60,9 @@ def test_hf_logits_match_in_legacy_mode(variant, storage, tmp_path):
         from safetensors.torch import save_file
         path = tmp_path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(path))
-    model, ckpt, report = sf.build_from_checkpoint(path)
-    assert (ckpt.format, ckpt.config.name, ckpt.num_classes) == ("hf", variant, NUM_LABELS)
+    model = sf.load(path)
+    assert (model.load_report.format, model.config.name, model.num_classes) == \
+        ("hf", variant, NUM_LABELS)
     assert model.attention == "legacy"  # the HF default, see the converter's note
     logits = np.asarray(model(nhwc(x)))
     assert relative_error(logits, expected) <= TOLERANCE
@@ -85,7 +86,7 @@ def test_training_mode_matches_pytorch_train_mode(tmp_path):
     train mode: covers the fused BatchNorm and the GELU gradient of the training path."""
     import tensorflow as tf
 
-    from swiftformer_tf.convert import RENAMES, weight_map
+    from swiftformer_tf.checkpoints import RENAMES, export_state_dict
     hf = make_hf_model("XS", seed=3)
     hf.save_pretrained(tmp_path)
     model = sf.SwiftFormer("XS", weights=tmp_path)
@@ -106,10 +107,10 @@ def test_training_mode_matches_pytorch_train_mode(tmp_path):
     assert relative_error(logits, expected.detach().numpy()) <= TOLERANCE
     assert relative_error(grad, nhwc(tx.grad.numpy())) <= 1e-4
 
-    by_key = {key: variable for variable, key, _ in weight_map(model)}
+    official = export_state_dict(model.weights)
     statistics = [k for k in hf.state_dict() if k.endswith(("running_mean", "running_var"))]
     for hf_key in statistics:  # PyTorch updates the running variance with the unbiased one
-        np.testing.assert_allclose(by_key[RENAMES["hf"](hf_key)].numpy(),
+        np.testing.assert_allclose(official[RENAMES["hf"](hf_key)],
                                    hf.state_dict()[hf_key].numpy(), rtol=1e-5, atol=1e-6,
                                    err_msg=hf_key)
     assert len(statistics) == 2 * sum(v.path.endswith("moving_mean") for v in model.weights)

@@ -40,7 +40,7 @@ def test_fp32_matches_official_golden(golden_xs_exports):
 
 
 def test_dynamic_size_runs_at_two_sizes(golden_dir):
-    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    model = sf.load(os.path.join(golden_dir, "tiny.pth"))
     result = convert(model, "none", dynamic_size=True)
     assert summarize_graph(result.flatbuffer).input_shape == [1, -1, -1, 3]
     data = np.load(os.path.join(golden_dir, "tiny_io.npz"))
@@ -106,7 +106,7 @@ def test_int8_is_integer_in_few_partitions_and_faithful(int8_xs_report):
 
 
 def test_int8_io_and_other_modes(golden_dir):
-    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    model = sf.load(os.path.join(golden_dir, "tiny.pth"))
     rng = np.random.default_rng(0)
     images = [rng.normal(size=(64, 64, 3)).astype(np.float32) for _ in range(8)]
     x = images[0][None]
@@ -181,7 +181,7 @@ def test_unknown_mode_is_rejected(capsys):
 
 
 def test_benchmark_cli_interleaves_and_writes_csv(golden_dir, tmp_path, capsys):
-    model = sf.build_from_checkpoint(os.path.join(golden_dir, "tiny.pth"))[0]
+    model = sf.load(os.path.join(golden_dir, "tiny.pth"))
     paths = []
     for mode in ("none", "dynamic"):
         path = tmp_path / f"tiny_{mode}.tflite"

@@ -9,7 +9,6 @@ on held-out images and report size, ops, XNNPACK partitions, fidelity and host l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -83,36 +82,14 @@ def parse_args(argv=None):
 
 
 def load_model(args):
-    import keras
-
-    from swiftformer_tf import SwiftFormer, build_from_checkpoint, pretrained
+    from swiftformer_tf import SwiftFormer, load
     options = dict(include_preprocessing=args.include_preprocessing,
-                   input_shape=(None, None, 3))
+                   input_shape=(None, None, 3), attention=args.attention)
     if args.weights is None:
         print(RANDOM_WEIGHTS_WARNING.format(variant=args.variant or "XS"), file=sys.stderr)
-        return SwiftFormer(args.variant or "XS", attention=args.attention, **options), "random init"
-    if args.weights.endswith(".keras"):
-        if not os.path.isfile(args.weights):
-            raise ValueError(f"{args.weights}: no such file")
-        try:
-            model = keras.models.load_model(args.weights, compile=False)
-        except Exception as err:
-            raise ValueError(f"{args.weights}: not a loadable .keras file ({err})") from None
-        if not isinstance(model, SwiftFormer):
-            raise ValueError(f"{args.weights}: holds {type(model).__name__}, not a SwiftFormer")
-        if args.variant and model.config.name != args.variant:
-            raise ValueError(f"{args.weights}: is SwiftFormer-{model.config.name}, "
-                             f"not --variant {args.variant}")
-        if model.include_preprocessing != args.include_preprocessing:
-            config = model.get_config() | {"include_preprocessing": args.include_preprocessing}
-            rebuilt = SwiftFormer.from_config(config)
-            rebuilt.set_weights(model.get_weights())
-            model = rebuilt
-        return model, args.weights
-    path = pretrained.resolve(args.weights, args.variant, default_variant="XS")
-    model, _, _ = build_from_checkpoint(path, variant=args.variant or "auto",
-                                        attention=args.attention or "auto", **options)
-    return model, args.weights if path == args.weights else f"{args.weights} ({path})"
+        return SwiftFormer(args.variant or "XS", **options), "random init"
+    variant = args.variant or ("XS" if args.weights == "imagenet" else None)
+    return load(args.weights, variant=variant, **options), args.weights
 
 
 def main(argv=None):
@@ -121,14 +98,14 @@ def main(argv=None):
     import_tensorflow_quietly()
     from tqdm import tqdm
 
-    from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
+    from swiftformer_tf.io_utils import OutputError, check_writable, write_file, write_json
     from swiftformer_tf.imagenet import normalize
     from swiftformer_tf.lite.calibration import CalibrationError, ImageSource
     from swiftformer_tf.lite.converter import ExportError, convert
     from swiftformer_tf.lite.report import fidelity, format_summary
     from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,
                                              summarize_graph)
-    from swiftformer_tf.torch_pickle import CheckpointError
+    from swiftformer_tf.checkpoints import CheckpointError
 
     def fail(message):
         print(f"convert.py: error: {message}", file=sys.stderr)
@@ -163,8 +140,7 @@ def main(argv=None):
                          calibration, debug_csv=args.debug_csv, selective_target=args.selective,
                          fidelity_fn=cosine_of,
                          progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"))
-        with atomic_output(output) as tmp, open(tmp, "wb") as f:
-            f.write(result.flatbuffer)
+        write_file(output, result.flatbuffer)
     except (CheckpointError, CalibrationError, ExportError, OutputError, ValueError,
             FileNotFoundError) as err:
         return fail(str(err))
@@ -190,8 +166,7 @@ def main(argv=None):
             report["gpu"] = dict(gpu.to_dict(), summary=gpu.summary())
     print(format_summary(report))
     if args.report:
-        with atomic_output(args.report) as tmp, open(tmp, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(args.report, report)
     return 0
 
 

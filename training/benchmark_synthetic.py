@@ -41,7 +41,7 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from swiftformer_tf.io_utils import save_figure
+    from swiftformer_tf.io_utils import save_figure, write_json
     with open(os.path.join(args.output, "log.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r["val_top1"]]
     with open(os.path.join(args.output, "summary.json")) as f:
@@ -64,8 +64,7 @@ def main(argv=None):
               summary["images_per_second"], "curve": [
                   {"epoch": e, "val_top1": float(r["val_top1"]), "train_loss": float(r["train_loss"])}
                   for e, r in zip(epochs, rows)], "command": " ".join(command[1:])}
-    with open(os.path.join(args.output, "benchmark.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(os.path.join(args.output, "benchmark.json"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
     return 0 if summary["val_top1"] >= 0.9 and wall <= 20 * 60 else 1
 

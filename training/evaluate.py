@@ -11,7 +11,6 @@ to 256, centre crop 224, ImageNet mean / std) for a .keras model, a PyTorch chec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -38,11 +37,11 @@ def main(argv=None):
     args = parse_args(argv)
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
-    import keras
     import numpy as np
     from tqdm import tqdm
 
-    from swiftformer_tf import CheckpointError, build_from_checkpoint, pretrained
+    from swiftformer_tf import CheckpointError, load
+    from swiftformer_tf.io_utils import write_json
     from swiftformer_tf.training import data as data_lib
     from swiftformer_tf.training.trainer import TrainingError, evaluate_model
 
@@ -51,31 +50,27 @@ def main(argv=None):
         return 2
 
     try:
-        model_path = pretrained.resolve(args.model)
-        if not os.path.exists(model_path):
-            raise ValueError(f"{model_path}: no such file")
+        if args.model.endswith(".tflite"):
+            if not os.path.isfile(args.model):
+                raise ValueError(f"{args.model}: no such file")
+            from swiftformer_tf.lite.runtime import TFLiteRunner
+            runner = TFLiteRunner(args.model)
+            preprocess_in_graph = False
+
+            def predict(images):
+                return np.concatenate([runner(image[None]) for image in np.asarray(images)])
+        else:
+            model = load(args.model)
+            preprocess_in_graph = getattr(model, "include_preprocessing", False)
+
+            def predict(images):
+                return model(images, training=False)
         kind, _, rest = args.data.partition(":")
         if kind == "tfds":
             name, _, split = rest.partition(":")
             evaluation = data_lib.tfds_split(name, split or "validation", args.data_dir)
         else:
             evaluation = data_lib.resolve(args.data, args.data_dir)[1]
-        if model_path.endswith(".tflite"):
-            from swiftformer_tf.lite.runtime import TFLiteRunner
-            runner = TFLiteRunner(model_path)
-            preprocess_in_graph = False
-
-            def predict(images):
-                return np.concatenate([runner(image[None]) for image in np.asarray(images)])
-        else:
-            if model_path.endswith(".keras"):
-                model = keras.models.load_model(model_path, compile=False)
-            else:
-                model = build_from_checkpoint(model_path)[0]
-            preprocess_in_graph = getattr(model, "include_preprocessing", False)
-
-            def predict(images):
-                return model(images, training=False)
         dataset = data_lib.eval_dataset(evaluation, args.batch_size, args.image_size,
                                         normalize=not preprocess_in_graph)
         if args.limit:
@@ -90,8 +85,7 @@ def main(argv=None):
     print(f"{args.model}: top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}% "
           f"on {result['images']} images ({args.data})")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return 0
 
 

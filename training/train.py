@@ -113,8 +113,8 @@ def main(argv=None):
     tf = import_tensorflow_quietly()
     import keras
 
-    from swiftformer_tf import SwiftFormer, pretrained, read_checkpoint
-    from swiftformer_tf.convert import load_checkpoint_into
+    from swiftformer_tf import CheckpointError, SwiftFormer, load
+    from swiftformer_tf.io_utils import write_json
     from swiftformer_tf.training import data as data_lib
     from swiftformer_tf.training.trainer import RunOptions, Trainer, TrainingError, make_strategy
 
@@ -133,30 +133,23 @@ def main(argv=None):
         num_classes = args.num_classes or train.num_classes
         strategy = make_strategy(args.strategy)
         teacher_fn = build_teacher(args, num_classes)
-        if args.init:
-            variant = args.variant if isinstance(args.variant, str) else None
-            args.init = pretrained.resolve(args.init, variant)
-        init = read_checkpoint(args.init) if args.init and not args.init.endswith(".keras") else None
-        if args.init and not os.path.exists(args.init):
-            raise ValueError(f"{args.init}: no such file")
-    except (data_lib.DataError, TrainingError, ValueError) as err:
+        model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
+                             distillation=teacher_fn is not None or args.teacher == "none",
+                             input_shape=(recipe.image_size, recipe.image_size, 3))
+        # --init: read and checked (strictly, by name) now, so a bad file fails before any
+        # training; the replicated model takes its weights in model_fn.
+        init = load(args.init, variant=args.variant, **model_options) if args.init else None
+        if init is not None:
+            print(f"init: {args.init}: {init.load_report or 'all weights of the .keras file'}"
+                  + (f" (heads re-initialised for {num_classes} classes)"
+                     if init.load_report and init.load_report.fresh_heads else ""))
+    except (CheckpointError, data_lib.DataError, TrainingError, ValueError) as err:
         return fail(str(err))
 
     def model_fn():
-        model = SwiftFormer(args.variant, num_classes=num_classes,
-                            drop_path_rate=recipe.drop_path,
-                            distillation=teacher_fn is not None or args.teacher == "none",
-                            input_shape=(recipe.image_size, recipe.image_size, 3))
+        model = SwiftFormer(args.variant, **model_options)
         if init is not None:
-            skip = init.num_classes != num_classes
-            report = load_checkpoint_into(model, init, skip_heads=skip)
-            print(f"init: {args.init}: {report}" + (" (heads re-initialised for "
-                                                    f"{num_classes} classes)" if skip else ""))
-        elif args.init:
-            source = keras.models.load_model(args.init, compile=False)
-            for target, weight in zip(model.weights, source.weights):
-                if tuple(target.shape) == tuple(weight.shape):
-                    target.assign(weight)
+            model.set_weights(init.get_weights())  # same constructor options: same variables
         return model
 
     augmentation = data_lib.Augmentation(
@@ -179,8 +172,7 @@ def main(argv=None):
             if previous.get(key) != run_config[key]:
                 return fail(f"--resume with a different {key} than the run in {args.output} "
                             f"({previous.get(key)!r} there)")
-    with open(config_path, "w") as f:
-        json.dump(run_config, f, indent=2)
+    write_json(config_path, run_config)
     try:
         trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
                           teacher_fn, sync_batchnorm=args.sync_bn)
@@ -198,8 +190,7 @@ def main(argv=None):
                "images_per_second": result["images_per_second"],
                "val_top1": final.get("top1"), "val_top5": final.get("top5"),
                "ema_val_top1": ema.get("top1"), **paths}
-    with open(os.path.join(args.output, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_json(os.path.join(args.output, "summary.json"), summary)
     top1 = f"{100 * final['top1']:.2f}%" if final else "n/a"
     print(f"done: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
           f"({result['images_per_second'] or 0:.1f} img/s), val top-1 {top1}, EMA top-1 "

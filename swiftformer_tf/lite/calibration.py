@@ -16,9 +16,7 @@ from typing import Iterator, List, Tuple
 
 import numpy as np
 
-from swiftformer_tf.imagenet import eval_transform
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from swiftformer_tf.imagenet import IMAGE_EXTENSIONS, eval_transform
 
 # Real photographs (no drawings or synthetic charts), split so that the fidelity check
 # never sees a photograph used for calibration.
@@ -80,12 +78,12 @@ def builtin_images(split="calibration") -> Iterator:
 
 
 def synthetic_images(split="calibration") -> Iterator:
-    """The built-in synthetic dataset of swiftformer_tf.training: calibration from the
+    """The built-in synthetic dataset (swiftformer_tf.synthetic): calibration from the
     training distribution (seed 0), the check on exactly the proof run's validation split
     (1,000 images, seed 1, as ``synthetic_splits`` makes it)."""
     from PIL import Image
 
-    from swiftformer_tf.training.synthetic import make_dataset
+    from swiftformer_tf.synthetic import make_dataset
     images, _ = make_dataset(1000, 80, seed=0 if split == "calibration" else 1)
     return (Image.fromarray(image) for image in images)
 

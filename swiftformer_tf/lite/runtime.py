@@ -13,9 +13,6 @@ from typing import Dict, List
 
 import numpy as np
 
-RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-
-
 def interpreter_class():
     """(class, name): ai_edge_litert, else tflite_runtime, else tf.lite."""
     try:
@@ -192,17 +189,26 @@ class Timing:
         return dataclasses.asdict(self)
 
 
-def time_invocations(interpreter, runs=50, warmup=5):
-    """Wall time of ``runs`` invocations after ``warmup`` on a fixed random input."""
+def timed_calls(call, count) -> List[float]:
+    """Wall time in ms of each of ``count`` calls of ``call``: the one timing loop."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def set_random_inputs(interpreter):
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], random_input(detail))
-    for _ in range(warmup):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
+
+
+def time_invocations(interpreter, runs=50, warmup=5):
+    """Wall time of ``runs`` invocations after ``warmup`` on a fixed random input."""
+    set_random_inputs(interpreter)
+    timed_calls(interpreter.invoke, warmup)
+    times = timed_calls(interpreter.invoke, runs)
     return Timing(median_ms=statistics.median(times), min_ms=min(times), max_ms=max(times),
                   mean_ms=statistics.fmean(times), runs=runs)
 
@@ -221,16 +227,11 @@ def interleaved_latency(models, threads=(1,), runs=50, warmup=5, rounds=10, prog
         interpreters = {}
         for model in models:
             interpreter = load_interpreter(model, count)
-            for detail in interpreter.get_input_details():
-                interpreter.set_tensor(detail["index"], random_input(detail))
-            for _ in range(warmup):
-                interpreter.invoke()
+            set_random_inputs(interpreter)
+            timed_calls(interpreter.invoke, warmup)
             interpreters[model] = interpreter
             results[(model, count)] = []
         for _ in (progress(range(rounds)) if progress else range(rounds)):
             for model, interpreter in interpreters.items():
-                for _ in range(per_round):
-                    start = time.perf_counter()
-                    interpreter.invoke()
-                    results[(model, count)].append((time.perf_counter() - start) * 1e3)
+                results[(model, count)] += timed_calls(interpreter.invoke, per_round)
     return results

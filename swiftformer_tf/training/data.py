@@ -11,9 +11,9 @@ from typing import Callable, List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from swiftformer_tf.imagenet import TF_IMAGE_EXTENSIONS
 from swiftformer_tf.training import augment
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 class DataError(ValueError):
@@ -83,7 +83,7 @@ def _list_folder(folder) -> Tuple[List[str], List[int], List[str]]:
     for index, name in enumerate(classes):
         for root, _, files in sorted(os.walk(os.path.join(folder, name))):
             for f in sorted(files):
-                if f.lower().endswith(IMAGE_EXTENSIONS):
+                if f.lower().endswith(TF_IMAGE_EXTENSIONS):
                     paths.append(os.path.join(root, f))
                     labels.append(index)
     if not paths:
@@ -122,7 +122,7 @@ def folder_splits(folder, val_split=0.1, seed=0) -> Tuple[Split, Split]:
 
 
 def synthetic_splits(train_count=6000, val_count=1000, size=80, seed=0) -> Tuple[Split, Split]:
-    from swiftformer_tf.training.synthetic import CLASSES, make_dataset
+    from swiftformer_tf.synthetic import CLASSES, make_dataset
     splits = []
     for count, offset in ((train_count, 0), (val_count, 1)):
         images, labels = make_dataset(count, size, seed=seed * 2 + offset)

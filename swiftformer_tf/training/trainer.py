@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 import time
@@ -358,9 +357,3 @@ def evaluate_model(predict, dataset, progress=None) -> dict:
         raise TrainingError("the evaluation split is empty")
     return {"top1": correct1 / count, "top5": correct5 / count, "images": count}
 
-
-def save_json(path, value):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)

@@ -1,8 +1,8 @@
-"""Loads official, timm and Hugging Face SwiftFormer checkpoints into the Keras model.
+"""Reads official, timm and Hugging Face SwiftFormer checkpoints, renamed to official keys.
 
-Every source is first renamed to the official key names (one small rename function per
-format, like timm's ``checkpoint_filter_fn``); one table then maps official names to the
-Keras variables, each with a layout transform. Nothing here needs PyTorch.
+Every source is renamed to the official key names by one small function per format (like
+timm's ``checkpoint_filter_fn``); the variant, class count and distillation head are
+detected from names and shapes. Nothing here needs PyTorch.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import json
 import logging
 import os
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from swiftformer_tf.torch_pickle import CheckpointError, load_torch_file
+from swiftformer_tf.checkpoints.torch_pickle import CheckpointError, load_torch_file
 from swiftformer_tf.variants import SwiftFormerConfig, find_variant, get_config
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,19 @@ class Checkpoint:
     distillation: bool
 
     @property
-    def variant(self) -> str:
-        return self.config.name
-
-    @property
     def default_attention(self) -> str:
         # The Hugging Face port (and its hub weights) predate the 2023-07-26 change.
         return "legacy" if self.format == "hf" else "normalize"
+
+    @property
+    def attention_note(self) -> Optional[str]:
+        """Why the default attention is not the current one, to tell the user; or None."""
+        if self.format != "hf":
+            return None
+        return (f"{self.path}: Hugging Face SwiftFormer weights come from the first official "
+                f"release, whose attention weights are identically 1 (a softmax over a size-1 "
+                f"axis); using attention='legacy' to match them. Pass attention='normalize' to "
+                f"override.")
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -204,163 +210,3 @@ def _check_hf_config(path, config, num_classes):
     if labels and num_classes is not None and len(labels) != num_classes:
         raise CheckpointError(f"{path}: config.json has {len(labels)} labels, the head has "
                               f"{num_classes} classes")
-
-
-# -- mapping official names onto the Keras model -------------------------------------------
-def _conv_kernel(t):
-    # nn.Linear (out, in) or Conv2d (out, in, kh, kw) -> Keras (kh, kw, in, out).
-    return t.T[None, None] if t.ndim == 2 else t.transpose(2, 3, 1, 0)
-
-
-def _depthwise_kernel(t):
-    return t.transpose(2, 3, 0, 1)  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-
-
-def _dense_kernel(t):
-    return t.T
-
-
-def _vector(t):
-    return t.reshape(-1)  # layer scales: (C, 1, 1) -> (C,)
-
-
-def _same(t):
-    return t
-
-
-def _layer_entries(layer, prefix):
-    """(variable, official key, transform) for one Keras layer and its sub-layers."""
-    from keras import layers as L
-
-    from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention, Mlp,
-                                       SwiftFormerEncoder)
-    if isinstance(layer, L.DepthwiseConv2D):
-        return [(layer.kernel, f"{prefix}.weight", _depthwise_kernel),
-                (layer.bias, f"{prefix}.bias", _same)]
-    if isinstance(layer, L.Conv2D):
-        return [(layer.kernel, f"{prefix}.weight", _conv_kernel), (layer.bias, f"{prefix}.bias", _same)]
-    if isinstance(layer, L.Dense):
-        return [(layer.kernel, f"{prefix}.weight", _dense_kernel), (layer.bias, f"{prefix}.bias", _same)]
-    if isinstance(layer, L.BatchNormalization):
-        return [(layer.gamma, f"{prefix}.weight", _same), (layer.beta, f"{prefix}.bias", _same),
-                (layer.moving_mean, f"{prefix}.running_mean", _same),
-                (layer.moving_variance, f"{prefix}.running_var", _same)]
-    if isinstance(layer, ConvNorm):
-        return _layer_entries(layer.proj, f"{prefix}.proj") + _layer_entries(layer.norm, f"{prefix}.norm")
-    if isinstance(layer, ConvEncoder):
-        return ([(layer.layer_scale, f"{prefix}.layer_scale", _vector)]
-                + [e for name in ("dwconv", "norm", "pwconv1", "pwconv2")
-                   for e in _layer_entries(getattr(layer, name), f"{prefix}.{name}")])
-    if isinstance(layer, Mlp):
-        return [e for name in ("norm1", "fc1", "fc2")
-                for e in _layer_entries(getattr(layer, name), f"{prefix}.{name}")]
-    if isinstance(layer, EfficientAdditiveAttention):
-        return ([(layer.w_g, f"{prefix}.w_g", _same)]
-                + [e for name, key in (("to_query", "to_query"), ("to_key", "to_key"),
-                                       ("proj", "Proj"), ("final", "final"))
-                   for e in _layer_entries(getattr(layer, name), f"{prefix}.{key}")])
-    if isinstance(layer, SwiftFormerEncoder):
-        return ([(layer.layer_scale_1, f"{prefix}.layer_scale_1", _vector),
-                 (layer.layer_scale_2, f"{prefix}.layer_scale_2", _vector)]
-                + [e for name in ("local_representation", "attn", "linear")
-                   for e in _layer_entries(getattr(layer, name), f"{prefix}.{name}")])
-    raise TypeError(f"no checkpoint mapping for layer {layer.name} ({type(layer).__name__})")
-
-
-def weight_map(model) -> List[tuple]:
-    """Every Keras variable of ``model`` with its official checkpoint key and transform."""
-    stem_conv1, stem_conv2 = model.stem
-    entries = (_layer_entries(stem_conv1.proj, "patch_embed.0")
-               + _layer_entries(stem_conv1.norm, "patch_embed.1")
-               + _layer_entries(stem_conv2.proj, "patch_embed.3")
-               + _layer_entries(stem_conv2.norm, "patch_embed.4"))
-    for i, stage in enumerate(model.stages):
-        if stage.downsample is not None:
-            entries += _layer_entries(stage.downsample, f"network.{2 * i - 1}")
-        for j, block in enumerate(stage.blocks):
-            entries += _layer_entries(block, f"network.{2 * i}.{j}")
-    if model.norm is not None:
-        entries += _layer_entries(model.norm, "norm")
-    for head, key in ((model.head, "head"), (model.dist_head, "dist_head")):
-        if head is not None:
-            entries += _layer_entries(head, key)
-    return entries
-
-
-@dataclasses.dataclass
-class LoadReport:
-    used: int
-    skipped: List[str]  # checkpoint tensors deliberately left out (heads the model lacks)
-
-    def __str__(self):
-        text = f"{self.used} tensors loaded"
-        return text + (f", {len(self.skipped)} skipped ({', '.join(self.skipped)})"
-                       if self.skipped else "")
-
-
-def load_checkpoint_into(model, checkpoint: Checkpoint, skip_heads: bool = False) -> LoadReport:
-    """Sets every variable of ``model`` from ``checkpoint``, strictly.
-
-    Raises ``CheckpointError`` listing missing, unexpected and mis-shaped names. Tensors
-    of parts the model was built without (heads of a headless model, ``dist_head`` of a
-    non-distilled one) are skipped and reported; ``skip_heads`` also skips the heads of a
-    model whose class count differs (fine-tuning).
-    """
-    if model.config.depths != checkpoint.config.depths or \
-            model.config.widths != checkpoint.config.widths:
-        raise CheckpointError(
-            f"{checkpoint.path}: checkpoint is SwiftFormer-{checkpoint.config.name} "
-            f"{list(checkpoint.config.widths)}, the model is SwiftFormer-{model.config.name} "
-            f"{list(model.config.widths)}")
-    entries = weight_map(model)
-    head_prefixes = ("head.", "dist_head.")
-    if skip_heads:
-        entries = [e for e in entries if not e[1].startswith(head_prefixes)]
-    wanted = {key for _, key, _ in entries}
-    missing = sorted(wanted - checkpoint.tensors.keys())
-    optional = {k for k in checkpoint.tensors
-                if k.startswith(head_prefixes) or (model.norm is None and k.startswith("norm."))}
-    unexpected = sorted(checkpoint.tensors.keys() - wanted - optional)
-    skipped = sorted((checkpoint.tensors.keys() - wanted) & optional)
-    mismatched = []
-    values = []
-    for variable, key, transform in entries:
-        if key not in checkpoint.tensors:
-            continue
-        value = transform(checkpoint.tensors[key])
-        if tuple(value.shape) != tuple(variable.shape):
-            mismatched.append(f"{key} {tuple(checkpoint.tensors[key].shape)} -> "
-                              f"{variable.path} {tuple(variable.shape)}")
-        values.append((variable, value))
-    if missing or unexpected or mismatched:
-        parts = []
-        for label, names in (("missing", missing), ("unexpected", unexpected),
-                             ("mis-shaped", mismatched)):
-            if names:
-                parts.append(f"{len(names)} {label}: {', '.join(names[:12])}"
-                             + (" ..." if len(names) > 12 else ""))
-        raise CheckpointError(f"{checkpoint.path}: does not fit the model: " + "; ".join(parts))
-    for variable, value in values:
-        variable.assign(value.astype(variable.dtype))
-    return LoadReport(used=len(values), skipped=skipped)
-
-
-def build_from_checkpoint(path, format="auto", variant="auto", attention="auto", **model_kwargs):
-    """A SwiftFormer built to the checkpoint's variant and class count, with its weights."""
-    from swiftformer_tf.model import SwiftFormer
-
-    checkpoint = read_checkpoint(path, format=format, variant=variant)
-    if attention in (None, "auto"):
-        attention = checkpoint.default_attention
-        if checkpoint.format == "hf":
-            logger.warning(
-                "%s: Hugging Face weights were converted from the first SwiftFormer release, whose "
-                "attention weights are identically 1; using attention='legacy' to match them "
-                "(pass attention='normalize' to override)", path)
-    kwargs = dict(num_classes=checkpoint.num_classes or 1000,
-                  include_top=checkpoint.num_classes is not None,
-                  distillation=checkpoint.distillation)
-    kwargs.update(model_kwargs)
-    model = SwiftFormer(checkpoint.config, attention=attention, **kwargs)
-    report = load_checkpoint_into(model, checkpoint)
-    return model, checkpoint, report

@@ -21,7 +21,7 @@ import os
 import socket
 from typing import Optional
 
-from swiftformer_tf.torch_pickle import CheckpointError
+from swiftformer_tf.checkpoints.torch_pickle import CheckpointError
 
 logger = logging.getLogger(__name__)
 
