@@ -10,6 +10,7 @@ if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr
 from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
                                         UnsafeCheckpointError, read_checkpoint)
 from swiftformer_tf.imagenet import decode_predictions, preprocess_input
+from swiftformer_tf.lite import export_form as _export_form  # noqa: F401  (registers ExportForm)
 from swiftformer_tf.layers import (ConvEncoder, ConvNorm, EfficientAdditiveAttention,
                                    ImageNetPreprocessing, Mlp, SwiftFormerEncoder)
 from swiftformer_tf.model import (SwiftFormer, SwiftFormerL1, SwiftFormerL3, SwiftFormerS,

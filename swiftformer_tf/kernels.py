@@ -11,9 +11,11 @@ cut passes:
 - a BatchNorm in training is one FusedBatchNormV3 (one kernel forward, one backward);
 - the exact GELU on batches is one XLA-fused kernel with its gradient written out.
 
-Each is exact up to float rounding. The export form (``fused=True`` models) keeps the
-plain graph, whose ops the TFLite converter folds and maps one to one; other backends
-take the plain ``keras.ops`` path.
+Each is exact up to float rounding. The export form (models built with an ``export_form``,
+see :func:`swiftformer_tf.lite.reparameterize.reparameterize`) keeps the plain graph, whose
+ops the TFLite converter folds and maps one to one; other backends take the plain
+``keras.ops`` path. The functions at the end own that choice, so each layer's ``call`` is
+written once.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ def on_tensorflow() -> bool:
     return keras.backend.backend() == "tensorflow"
 
 
-def uses_plain_graph(fused: bool) -> bool:
-    """Export models (``fused``) and backends other than TensorFlow run the plain layer
-    graph instead of these paths."""
-    return fused or not on_tensorflow()
+def uses_plain_graph(export_form) -> bool:
+    """Export models (with an ``export_form``) and backends other than TensorFlow run the
+    plain layer graph instead of these paths."""
+    return export_form is not None or not on_tensorflow()
 
 
 def _tf():
@@ -131,3 +133,54 @@ def gelu_exact_fused(x):
     if not on_tensorflow():
         return ops.gelu(x, approximate=False)
     return _fused_gelu()(x)
+
+
+# -- the layers' building blocks: plain graph, training path or folded inference path ------
+def conv_norm(x, conv, bn, training, export_form):
+    """``bn(conv(x))`` for a ``Conv2D`` or ``DepthwiseConv2D``: in inference the BatchNorm
+    folded into the conv's kernel and bias."""
+    if uses_plain_graph(export_form):
+        return bn(conv(x), training=training)
+    if uses_batch_statistics(bn, training):
+        return batch_norm_train(bn, conv(x))
+    scale, shift = bn_affine(bn)
+    padding = conv.padding
+    if isinstance(conv, keras.layers.DepthwiseConv2D):
+        kernel = conv.kernel * ops.reshape(scale, (-1, 1))  # (kh, kw, C, 1)
+        y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), strides=conv.strides,
+                               padding=padding)
+    else:
+        y = ops.conv(x, ops.cast(conv.kernel * scale, x.dtype), strides=conv.strides,
+                     padding=padding)
+    return add_bias(y, ops.cast(conv.bias * scale + shift, x.dtype))
+
+
+def linear(x, layer, training, export_form, scale=None):
+    """``layer(x) * scale`` for a 1x1 ``Conv2D``; the fast path folds ``scale``."""
+    if uses_plain_graph(export_form):
+        y = layer(x)
+        return y if scale is None else y * scale
+    return conv1x1(x, layer, scale=scale, training=training)
+
+
+def norm_linear(x, bn, layer, training, export_form):
+    """``layer(bn(x))`` for a 1x1 ``Conv2D``; in inference ``fc(x * s + t) = x (s W) +
+    (t W + b)``. ``bn`` is None in the export form, where it is folded already."""
+    if uses_plain_graph(export_form):
+        return layer(x if bn is None else bn(x, training=training))
+    if uses_batch_statistics(bn, training):
+        return conv1x1(batch_norm_train(bn, x), layer, training=True)
+    scale, shift = bn_affine(bn)
+    kernel = layer.kernel * ops.reshape(scale, (-1, 1))
+    bias = layer.bias + ops.matmul(shift[None, :], layer.kernel[0, 0])[0]
+    return pointwise(x, kernel, bias)
+
+
+def gelu(x, export_form):
+    """The exact GELU (one XLA-fused kernel for batches on TensorFlow), or the export
+    form's GELU."""
+    if export_form is not None:
+        return export_form.gelu(x)
+    if x.shape[0] != 1 and on_tensorflow():  # batch 1: an XLA call costs more than it saves
+        return gelu_exact_fused(x)
+    return ops.gelu(x, approximate=False)

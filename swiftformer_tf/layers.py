@@ -6,9 +6,10 @@ it one tensor at a time. Linear maps over channels are 1x1 ``Conv2D`` layers, al
 the official code uses ``nn.Linear`` on token sequences: the tokens of an NHWC tensor
 are its pixels, so no reshape is needed and TFLite gets plain CONV_2D ops.
 
-Two forms of the same function: ``fused=False`` (training and Keras inference) runs the
-fast TensorFlow paths of :mod:`swiftformer_tf.kernels`; ``fused=True`` (the export form
-made by :func:`swiftformer_tf.deploy.fuse_for_inference`) keeps the plain layer graph.
+Two forms of the same function: without an ``export_form`` (training and Keras inference)
+the layers run the fast TensorFlow paths of :mod:`swiftformer_tf.kernels`; with one (the
+reparameterized form made by :func:`swiftformer_tf.lite.reparameterize.reparameterize`)
+they keep the plain layer graph and compute the GELU and L2 norms as the form says.
 """
 
 from __future__ import annotations
@@ -49,60 +50,6 @@ def l2_normalize(x, axis):
     return x * ops.rsqrt(ops.maximum(square_sum, ops.cast(L2_EPSILON ** 2, x.dtype)))
 
 
-GELU_FORMS = ("exact", "sigmoid")
-
-
-def gelu(x, form="exact", fast=False):
-    """Exact (erf) GELU, or ``x * sigmoid(1.702 x)``: an approximation built from ops that
-    have integer XNNPACK kernels, used only in quantized exports. ``fast`` (the layers'
-    TensorFlow path) computes the exact form of a batch as one XLA-fused kernel."""
-    if form == "sigmoid":
-        return x * ops.sigmoid(1.702 * x)
-    if fast and x.shape[0] != 1 and kernels.on_tensorflow():
-        return kernels.gelu_exact_fused(x)
-    return ops.gelu(x, approximate=False)  # batch 1: an XLA call costs more than it saves
-
-
-def l2_normalize_newton(x, axis, reference, steps=6):
-    """``x / ||x||`` from MUL, SUB and SUM only: ops with integer XNNPACK kernels (there is
-    none for RSQRT, SQRT, DIV or MAXIMUM). Used only in quantized exports, without the eps.
-
-    ``reference`` is the largest calibrated ``sum(x**2)`` over 2.5, so ``s = sum(x**2) /
-    reference`` lies in (0, 2.5] (int8 saturation keeps it there at run time), where
-    Newton's iteration ``y <- y (1.5 - s y**2 / 2)`` for ``1/sqrt(s)`` converges from
-    ``y0 = 1.8 - s / 2``. Tokens far below the largest converge last; the steps stop short
-    of full convergence on purpose: converged factors would be int8 tensors of near-zero
-    range, which XNNPACK refuses to delegate (measured: a damped variant that converged
-    fully left SUB ops on the CPU and split the graph into 5 partitions).
-    """
-    half_s = ops.sum(x * x, axis=axis, keepdims=True) * (0.5 / reference)
-    y = 1.8 - half_s
-    for _ in range(steps):
-        y = y * (1.5 - half_s * (y * y))
-    return x * (y * (reference ** -0.5))
-
-
-def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5):
-    """:func:`l2_normalize_newton` of ``x`` divided first by its spread ``max - min`` over
-    ``axis`` (REDUCE_MAX and REDUCE_MIN, both integer on XNNPACK). Used only in quantized
-    exports; the same function in float, since ``x / ||x||`` ignores a positive factor.
-
-    Why: in int8, ``x * x`` has one scale for every token, set by the largest square, so
-    the squares of a small-norm token round to a few levels and its ``1/||x||`` is mostly
-    rounding noise (measured: half of the int8 logit error of a trained XS). Dividing by
-    the spread first puts every token's largest element near 1. The division is Newton's
-    ``y <- y (2 - r y)`` for ``1/r`` with ``r = spread / spread_reference`` in (0, 1]; it
-    need not converge (any positive factor is exact), only bring tokens down to 1/32 of
-    the calibrated spread into range, which ``steps`` doublings do.
-    """
-    spread = ops.max(x, axis=axis, keepdims=True) - ops.min(x, axis=axis, keepdims=True)
-    r = spread * (1.0 / spread_reference)
-    y = 2.0 - r
-    for _ in range(steps - 1):
-        y = y * (2.0 - r * y)
-    return l2_normalize_newton(x * (y * (1.0 / spread_reference)), axis, square_reference)
-
-
 class DropPath:
     """Stochastic depth: drops the whole residual branch per sample while training."""
 
@@ -134,6 +81,17 @@ class ImageNetPreprocessing(layers.Layer):
         return input_shape
 
 
+def _export_form(form):
+    """An export form given as an object or as its serialized config (from a .keras file)."""
+    if form is None or not isinstance(form, dict):
+        return form
+    return keras.saving.deserialize_keras_object(form)
+
+
+def _export_form_config(form):
+    return None if form is None else keras.saving.serialize_keras_object(form)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ConvNorm(layers.Layer):
     """3x3 stride-2 conv with symmetric padding 1, BatchNorm and an optional ReLU.
@@ -143,11 +101,11 @@ class ConvNorm(layers.Layer):
     (``patch_embed.0/1`` and ``.3/4``) and as the downsampling ``Embedding`` (proj, norm).
     """
 
-    def __init__(self, filters, activation=None, fused=False, **kwargs):
+    def __init__(self, filters, activation=None, export_form=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.activation = activation
-        self.fused = bool(fused)
+        self.export_form = _export_form(export_form)
         self.proj = layers.Conv2D(self.filters, 3, strides=2, padding="valid",
                                   kernel_initializer=_kernel_init(), name="proj")
         self.norm = _batch_norm("norm")
@@ -159,17 +117,8 @@ class ConvNorm(layers.Layer):
 
     def call(self, x, training=None):
         x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        if kernels.uses_plain_graph(self.fused):
-            x = self.norm(self.proj(x), training=training)
-        elif kernels.uses_batch_statistics(self.norm, training):
-            x = kernels.batch_norm_train(self.norm, self.proj(x))
-        else:  # the BatchNorm folded into the conv
-            scale, shift = kernels.bn_affine(self.norm)
-            x = ops.conv(x, ops.cast(self.proj.kernel * scale, x.dtype), strides=2)
-            x = kernels.add_bias(x, ops.cast(self.proj.bias * scale + shift, x.dtype))
-        if self.activation == "relu":
-            x = ops.relu(x)
-        return x
+        x = kernels.conv_norm(x, self.proj, self.norm, training, self.export_form)
+        return ops.relu(x) if self.activation == "relu" else x
 
     def compute_output_shape(self, input_shape):
         half = lambda n: None if n is None else (n + 1) // 2  # noqa: E731
@@ -177,7 +126,7 @@ class ConvNorm(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "activation": self.activation,
-                "fused": self.fused}
+                "export_form": _export_form_config(self.export_form)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -188,14 +137,13 @@ class ConvEncoder(layers.Layer):
     """
 
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1.0, drop_path_rate=0.0,
-                 gelu_form="exact", fused=False, **kwargs):
+                 export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.fused = bool(fused)
+        self.export_form = _export_form(export_form)
         self.dim = int(dim)
         self.mlp_ratio = float(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
-        self.gelu_form = gelu_form
         self.dwconv = layers.DepthwiseConv2D(3, padding="same",
                                              depthwise_initializer=_kernel_init(), name="dwconv")
         self.norm = _batch_norm("norm")
@@ -214,19 +162,10 @@ class ConvEncoder(layers.Layer):
             name="layer_scale")
 
     def call(self, x, training=None):
-        if kernels.uses_plain_graph(self.fused):
-            y = self.norm(self.dwconv(x), training=training)
-            y = self.pwconv2(gelu(self.pwconv1(y), self.gelu_form))
-            return x + self.drop_path(y * self.layer_scale, training)
-        if kernels.uses_batch_statistics(self.norm, training):
-            y = kernels.batch_norm_train(self.norm, self.dwconv(x))
-        else:  # the BatchNorm folded into the depthwise conv
-            scale, shift = kernels.bn_affine(self.norm)
-            kernel = self.dwconv.kernel * ops.reshape(scale, (-1, 1))
-            y = ops.depthwise_conv(x, ops.cast(kernel, x.dtype), padding="same")
-            y = kernels.add_bias(y, ops.cast(self.dwconv.bias * scale + shift, x.dtype))
-        y = gelu(kernels.conv1x1(y, self.pwconv1, training=training), self.gelu_form, fast=True)
-        y = kernels.conv1x1(y, self.pwconv2, scale=self.layer_scale, training=training)
+        form = self.export_form
+        y = kernels.conv_norm(x, self.dwconv, self.norm, training, form)
+        y = kernels.gelu(kernels.linear(y, self.pwconv1, training, form), form)
+        y = kernels.linear(y, self.pwconv2, training, form, scale=self.layer_scale)
         return x + self.drop_path(y, training)
 
     def compute_output_shape(self, input_shape):
@@ -235,23 +174,23 @@ class ConvEncoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
-                "drop_path_rate": self.drop_path_rate, "gelu_form": self.gelu_form,
-                "fused": self.fused}
+                "drop_path_rate": self.drop_path_rate,
+                "export_form": _export_form_config(self.export_form)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Mlp(layers.Layer):
     """BN, 1x1 expand, GELU, 1x1 project (the ``linear`` of a SwiftFormer encoder).
 
-    ``fused=True`` is the inference form with the BN folded into ``fc1`` (exact: a 1x1
-    conv of an affine map is a 1x1 conv); see :func:`swiftformer_tf.deploy.fuse_for_inference`.
+    In the export form the BN is folded into ``fc1`` (exact: a 1x1 conv of an affine map is
+    a 1x1 conv) and the layer has none; see :func:`swiftformer_tf.lite.reparameterize.reparameterize`.
     """
 
-    def __init__(self, dim, hidden_dim, fused=False, gelu_form="exact", **kwargs):
+    def __init__(self, dim, hidden_dim, export_form=None, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.hidden_dim = int(dim), int(hidden_dim)
-        self.fused, self.gelu_form = bool(fused), gelu_form
-        self.norm1 = None if self.fused else _batch_norm("norm1")
+        self.export_form = _export_form(export_form)
+        self.norm1 = None if self.export_form is not None else _batch_norm("norm1")
         self.fc1 = _conv1x1(self.hidden_dim, "fc1")
         self.fc2 = _conv1x1(self.dim, "fc2")
 
@@ -264,27 +203,16 @@ class Mlp(layers.Layer):
 
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
-        if kernels.uses_plain_graph(self.fused):
-            if self.norm1 is not None:
-                x = self.norm1(x, training=training)
-            y = self.fc2(gelu(self.fc1(x), self.gelu_form))
-            return y if output_scale is None else y * output_scale
-        if kernels.uses_batch_statistics(self.norm1, training):
-            y = kernels.conv1x1(kernels.batch_norm_train(self.norm1, x), self.fc1, training=True)
-        else:  # fc1(x * s + t) = x (s W) + (t W + b)
-            scale, shift = kernels.bn_affine(self.norm1)
-            kernel = self.fc1.kernel * ops.reshape(scale, (-1, 1))
-            bias = self.fc1.bias + ops.matmul(shift[None, :], self.fc1.kernel[0, 0])[0]
-            y = kernels.pointwise(x, kernel, bias)
-        y = gelu(y, self.gelu_form, fast=True)
-        return kernels.conv1x1(y, self.fc2, scale=output_scale, training=training)
+        form = self.export_form
+        y = kernels.gelu(kernels.norm_linear(x, self.norm1, self.fc1, training, form), form)
+        return kernels.linear(y, self.fc2, training, form, scale=output_scale)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "hidden_dim": self.hidden_dim,
-                "fused": self.fused, "gelu_form": self.gelu_form}
+                "export_form": _export_form_config(self.export_form)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -296,18 +224,13 @@ class EfficientAdditiveAttention(layers.Layer):
     a softmax over a size-1 axis, i.e. ``a = 1`` for every token (Hugging Face weights).
     """
 
-    def __init__(self, dim, attention="normalize", norm_references=None, fused=False, **kwargs):
+    def __init__(self, dim, attention="normalize", export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.fused = bool(fused)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         self.dim = int(dim)
         self.attention = attention
-        # Set only in quantized exports, one per normalisation (query, key, token weights):
-        # a number for l2_normalize_newton, or [spread, square] for l2_normalize_prescaled.
-        self.norm_references = (None if norm_references is None else
-                                [float(r) if isinstance(r, (int, float)) else [float(v) for v in r]
-                                 for r in norm_references])
+        self.export_form = _export_form(export_form)
         self.to_query = _conv1x1(self.dim, "to_query")
         self.to_key = _conv1x1(self.dim, "to_key")
         self.proj = _conv1x1(self.dim, "proj")
@@ -322,35 +245,27 @@ class EfficientAdditiveAttention(layers.Layer):
                                    name="w_g")
 
     def _normalize(self, x, axis, site):
-        if self.norm_references is None:
+        if self.export_form is None:
             return l2_normalize(x, axis)
-        reference = self.norm_references[site]
-        if isinstance(reference, float):
-            return l2_normalize_newton(x, axis, reference)
-        return l2_normalize_prescaled(x, axis, *reference)
+        return self.export_form.l2_normalize(x, axis, site)
 
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
-        plain = kernels.uses_plain_graph(self.fused)
-        linear = ((lambda v, layer: layer(v)) if plain else
-                  (lambda v, layer: kernels.conv1x1(v, layer, training=training)))
-        query = self._normalize(linear(x, self.to_query), -1, 0)
-        key = self._normalize(linear(x, self.to_key), -1, 1)
+        form = self.export_form
+        query = self._normalize(kernels.linear(x, self.to_query, training, form), -1, 0)
+        key = self._normalize(kernels.linear(x, self.to_key, training, form), -1, 1)
         if self.attention == "normalize":
             scores = self._normalize(self._scores(query, training), (1, 2), 2)
             global_query = ops.sum(scores * query, axis=(1, 2), keepdims=True)
         else:
             global_query = ops.sum(query, axis=(1, 2), keepdims=True)
-        y = linear(global_query * key, self.proj) + query
-        if plain:
-            y = self.final(y)
-            return y if output_scale is None else y * output_scale
-        return kernels.conv1x1(y, self.final, scale=output_scale, training=training)
+        y = kernels.linear(global_query * key, self.proj, training, form) + query
+        return kernels.linear(y, self.final, training, form, scale=output_scale)
 
     def _scores(self, query, training=None):
         # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel.
         kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
-        if kernels.uses_plain_graph(self.fused):
+        if kernels.uses_plain_graph(self.export_form):
             return ops.conv(query, ops.cast(kernel, query.dtype))
         return kernels.pointwise(query, kernel, training=training)
 
@@ -368,7 +283,7 @@ class EfficientAdditiveAttention(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "dim": self.dim, "attention": self.attention,
-                "norm_references": self.norm_references, "fused": self.fused}
+                "export_form": _export_form_config(self.export_form)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -376,22 +291,21 @@ class SwiftFormerEncoder(layers.Layer):
     """The last block of every stage: local representation, attention, MLP."""
 
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1e-5, drop_path_rate=0.0,
-                 attention="normalize", fused=False, gelu_form="exact", norm_references=None,
-                 **kwargs):
+                 attention="normalize", export_form=None, **kwargs):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.mlp_ratio = float(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
         self.attention = attention
-        self.fused, self.gelu_form = bool(fused), gelu_form
-        self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0, gelu_form=gelu_form,
-                                                fused=fused, name="local_representation")
+        self.export_form = _export_form(export_form)
+        self.local_representation = ConvEncoder(self.dim, mlp_ratio=1.0,
+                                                export_form=self.export_form,
+                                                name="local_representation")
         self.attn = EfficientAdditiveAttention(self.dim, attention=attention,
-                                               norm_references=norm_references, fused=fused,
-                                               name="attn")
-        self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), fused=fused,
-                          gelu_form=gelu_form, name="linear")
+                                               export_form=self.export_form, name="attn")
+        self.linear = Mlp(self.dim, int(self.mlp_ratio * self.dim), export_form=self.export_form,
+                          name="linear")
         self.drop_path = DropPath(self.drop_path_rate)
 
     def build(self, input_shape):
@@ -419,5 +333,4 @@ class SwiftFormerEncoder(layers.Layer):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
                 "drop_path_rate": self.drop_path_rate, "attention": self.attention,
-                "fused": self.fused, "gelu_form": self.gelu_form,
-                "norm_references": self.attn.norm_references}
+                "export_form": _export_form_config(self.export_form)}

@@ -20,6 +20,8 @@ from swiftformer_tf.layers import (
     ImageNetPreprocessing,
     SwiftFormerEncoder,
     _batch_norm,
+    _export_form,
+    _export_form_config,
     _kernel_init,
 )
 from swiftformer_tf.variants import get_config
@@ -34,24 +36,21 @@ class Stage(layers.Layer):
     """One stage: the downsampling conv (stages 2-4), conv encoders, one attention block."""
 
     def __init__(self, dim, depth, downsample, mlp_ratio=4.0, layer_scale_init=1e-5,
-                 drop_path_rates=None, attention="normalize", fused=False, gelu_form="exact",
-                 norm_references=None, **kwargs):
+                 drop_path_rates=None, attention="normalize", export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.fused, self.gelu_form = bool(fused), gelu_form
-        self.norm_references = norm_references
+        self.export_form = form = _export_form(export_form)
         self.dim, self.depth = int(dim), int(depth)
         self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
         self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
         self.attention = attention
-        self.downsample = ConvNorm(self.dim, fused=fused, name="downsample") if downsample else None
+        self.downsample = (ConvNorm(self.dim, export_form=form, name="downsample")
+                           if downsample else None)
         # As in the official Stage, conv encoders get no drop path; the attention block does.
-        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, gelu_form=gelu_form, fused=fused,
-                                   name=f"block{j}")
+        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, export_form=form, name=f"block{j}")
                        for j in range(self.depth - 1)]
         self.blocks.append(SwiftFormerEncoder(
             self.dim, self.mlp_ratio, self.layer_scale_init, self.drop_path_rates[-1],
-            attention=attention, fused=fused, gelu_form=gelu_form,
-            norm_references=norm_references, name=f"block{self.depth - 1}"))
+            attention=attention, export_form=form, name=f"block{self.depth - 1}"))
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -78,8 +77,7 @@ class Stage(layers.Layer):
                 "downsample": self.downsample is not None, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
                 "drop_path_rates": self.drop_path_rates, "attention": self.attention,
-                "fused": self.fused, "gelu_form": self.gelu_form,
-                "norm_references": self.norm_references}
+                "export_form": _export_form_config(self.export_form)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -108,17 +106,18 @@ class SwiftFormer(keras.Model):
             checkpoints, "normalize" otherwise.
         features_only: return the 4 stage outputs (strides 4, 8, 16, 32) instead.
         include_preprocessing: accept 0-255 RGB and apply the ImageNet mean/std in-graph.
-        fused, gelu_form, norm_references: the inference form made by
-            :func:`swiftformer_tf.deploy.fuse_for_inference` (BatchNorms before convs and
-            the final norm folded, both heads merged into one; optionally integer-friendly
-            GELU and L2 normalisations for int8 export); not for training.
+        export_form: None for the trainable model. An ``ExportForm``
+            (:mod:`swiftformer_tf.lite.export_form`) builds the reparameterized inference
+            form that :func:`swiftformer_tf.lite.reparameterize.reparameterize` fills (BatchNorms before
+            convs and the final norm folded, both heads merged into one), with the GELU and
+            L2 normalisations the form computes (integer-friendly ones for int8 export).
+            Not for training.
     """
 
     def __init__(self, variant="XS", *, weights=None, include_top=True, num_classes=None,
                  input_shape=(None, None, 3), pooling=None, distillation=True,
                  drop_path_rate=0.0, attention=None, features_only=False,
-                 include_preprocessing=False, fused=False, gelu_form="exact",
-                 norm_references=None, name=None, **kwargs):
+                 include_preprocessing=False, export_form=None, name=None, **kwargs):
         config = get_config(variant)
         checkpoint = _read_weights(weights, config)
         if checkpoint is not None:
@@ -143,14 +142,13 @@ class SwiftFormer(keras.Model):
         self.attention = attention
         self.features_only = bool(features_only)
         self.include_preprocessing = bool(include_preprocessing)
-        self.fused, self.gelu_form = bool(fused), gelu_form
-        self.norm_references = norm_references  # per stage: 3 references, or None
+        self.export_form = form = _export_form(export_form)
 
         self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
                               if include_preprocessing else None)
         c1, c2 = config.stem_widths
-        self.stem = [ConvNorm(c1, activation="relu", fused=self.fused, name="stem_conv1"),
-                     ConvNorm(c2, activation="relu", fused=self.fused, name="stem_conv2")]
+        self.stem = [ConvNorm(c1, activation="relu", export_form=form, name="stem_conv1"),
+                     ConvNorm(c2, activation="relu", export_form=form, name="stem_conv2")]
         total = sum(config.depths)
         self.stages = []
         for i, (dim, depth) in enumerate(zip(config.widths, config.depths)):
@@ -159,15 +157,13 @@ class SwiftFormer(keras.Model):
             self.stages.append(Stage(dim, depth, downsample=i > 0, mlp_ratio=config.mlp_ratio,
                                      layer_scale_init=config.layer_scale_init,
                                      drop_path_rates=rates, attention=attention,
-                                     fused=self.fused, gelu_form=gelu_form,
-                                     norm_references=norm_references[i] if norm_references else None,
-                                     name=f"stage{i}"))
-        fused_head = self.fused and self.include_top
-        self.norm = None if self.features_only or fused_head else _batch_norm("norm")
+                                     export_form=form and form.for_stage(i), name=f"stage{i}"))
+        merged_head = self.reparameterized and self.include_top
+        self.norm = None if self.features_only or merged_head else _batch_norm("norm")
         self.head = self.dist_head = None
         if self.include_top:
             self.head = _dense(num_classes, "head")
-            if self.distillation and not fused_head:
+            if self.distillation and not merged_head:
                 self.dist_head = _dense(num_classes, "dist_head")
 
         self.build((None,) + self.image_shape)
@@ -180,6 +176,11 @@ class SwiftFormer(keras.Model):
         elif weights is not None:
             self.load_weights(os.fspath(weights)) if str(weights).endswith(".weights.h5") \
                 else _load_keras_file_weights(self, weights)
+
+    @property
+    def reparameterized(self) -> bool:
+        """The inference form (see ``export_form``), not the trainable model."""
+        return self.export_form is not None
 
     @classmethod
     def from_checkpoint(cls, source, *, format="auto", variant="auto", **kwargs):
@@ -237,7 +238,7 @@ class SwiftFormer(keras.Model):
         if self.norm is not None:
             x = (kernels.batch_norm_train(self.norm, x)
                  if (kernels.uses_batch_statistics(self.norm, training)
-                     and not kernels.uses_plain_graph(self.fused))
+                     and not kernels.uses_plain_graph(self.export_form))
                  else self.norm(x, training=training))
         if not self.include_top:
             if self.pooling == "avg":
@@ -274,15 +275,19 @@ class SwiftFormer(keras.Model):
                 "pooling": self.pooling, "distillation": self.distillation,
                 "drop_path_rate": self.drop_path_rate, "attention": self.attention,
                 "features_only": self.features_only,
-                "include_preprocessing": self.include_preprocessing, "fused": self.fused,
-                "gelu_form": self.gelu_form, "norm_references": self.norm_references,
-                "name": self.name,
+                "include_preprocessing": self.include_preprocessing,
+                "export_form": _export_form_config(self.export_form), "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["input_shape"] = tuple(config.get("input_shape", (None, None, 3)))
+        # Files saved before the export form was one object: the trainable model's defaults.
+        if config.pop("fused", False):
+            raise ValueError("this .keras file holds an export form saved by an older "
+                             "swiftformer-tf; export again from the trainable model")
+        config.pop("gelu_form", None), config.pop("norm_references", None)
         return cls(**config)
 
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import TOLERANCE, load_script, nhwc, randomize, relative_error
 
 import swiftformer_tf as sf
-from swiftformer_tf.layers import l2_normalize, l2_normalize_prescaled
+from swiftformer_tf.layers import l2_normalize
+from swiftformer_tf.lite.export_form import l2_normalize_prescaled
 from swiftformer_tf.lite.converter import ExportError, convert
 from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
 

@@ -1,9 +1,10 @@
 """SwiftFormer to TFLite with post-training quantization.
 
-The converted graph is the model's inference form (:mod:`swiftformer_tf.deploy`): folded
+The converted graph is the model's reparameterized form (:mod:`.reparameterize`): folded
 BatchNorms and one merged head. Full-int8 export also swaps in the integer-friendly GELU
 (``x * sigmoid(1.702 x)``) and Newton L2 normalisations, because XNNPACK has no integer
-GELU, RSQRT, DIV or MAXIMUM kernel and each of them would split the graph.
+GELU, RSQRT, DIV or MAXIMUM kernel and each of them would split the graph
+(:mod:`.export_form`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 
-from swiftformer_tf.deploy import calibrate_norm_references, fuse_for_inference
+from swiftformer_tf.lite.export_form import integer_form
+from swiftformer_tf.lite.reparameterize import reparameterize
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 APPROXIMATIONS = {
@@ -46,9 +48,9 @@ class ConversionResult:
 def export_graph(model, quantize, calibration=None):
     """The Keras graph that gets converted for ``quantize``."""
     if quantize == "int8":
-        references = calibrate_norm_references(model, (x[None] for x in calibration))
-        return fuse_for_inference(model, gelu_form="sigmoid", norm_references=references), references
-    return fuse_for_inference(model), None
+        form = integer_form(model, (x[None] for x in calibration))
+        return reparameterize(model, form), form.norm_references
+    return reparameterize(model), None
 
 
 @contextlib.contextmanager
