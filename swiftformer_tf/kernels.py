@@ -75,10 +75,13 @@ def conv1x1(x, layer, scale=None, training=False):
     return pointwise(x, kernel, bias, training)
 
 
-def bn_affine(bn):
-    """(scale, shift) with ``bn(x) == x * scale + shift`` in inference, as tensors."""
-    scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
-    return scale, bn.beta - bn.moving_mean * scale
+def bn_affine(bn, dtype=None):
+    """(scale, shift) with ``bn(x) == x * scale + shift`` in inference, as tensors; in
+    ``dtype`` if given (float64 where the export folds them into weights once)."""
+    gamma, beta, mean, variance = (v if dtype is None else ops.cast(v, dtype) for v in
+                                   (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+    scale = gamma * ops.rsqrt(variance + bn.epsilon)
+    return scale, beta - mean * scale
 
 
 def uses_batch_statistics(bn, training) -> bool:

@@ -172,7 +172,9 @@ class SwiftFormer(keras.Model):
             fresh_heads = (self.include_top and checkpoint.num_classes is not None
                            and checkpoint.num_classes != self.num_classes)
             self.load_report = self.load_checkpoint(checkpoint, skip_heads=fresh_heads)
-            logger.info("%s: %s", checkpoint.path, self.load_report)
+            # New heads are a choice (fine-tuning) but must never pass unnoticed.
+            logger.log(logging.WARNING if fresh_heads else logging.INFO, "%s: %s",
+                       checkpoint.path, self.load_report)
         elif weights is not None:
             self.load_weights(os.fspath(weights)) if str(weights).endswith(".weights.h5") \
                 else _load_keras_file_weights(self, weights)

@@ -97,8 +97,11 @@ def test_imagenet_weights_download_verify_and_match_golden(hub, golden_dir, monk
     data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
     assert relative_error(model(nhwc(data["input_2"])), data["logits_eval_2"]) <= TOLERANCE
 
-    # The cache is hit with no request, online or offline, by every spelling.
+    # The cache is hit with no request, online or offline, by every spelling; another class
+    # count keeps all but the heads (fine-tuning).
     assert sf.SwiftFormer("XS", weights="imagenet", include_top=False).num_classes == 1000
+    ten = sf.SwiftFormerXS(weights="imagenet", num_classes=10)
+    assert ten.load_report.fresh_heads and ten.head.kernel.shape == (220, 10)
     monkeypatch.setenv("SWIFTFORMER_OFFLINE", "1")
     assert pretrained.resolve("imagenet:XS") == str(hub.cache / hub.spec.cache_name)
     assert len(hub.requests) == 1

@@ -129,7 +129,10 @@ def assign_from_checkpoint(variables: Iterable, checkpoint: Checkpoint,
     for key, (path, variable) in entries.items():
         if key not in tensors:
             continue
-        value = to_keras(path, tensors[key], len(variable.shape))
+        try:
+            value = to_keras(path, tensors[key], len(variable.shape))
+        except ValueError:  # a tensor of another rank than the layout transform expects
+            value = tensors[key]
         if tuple(value.shape) != tuple(variable.shape):
             mismatched.append(f"{key} {tuple(tensors[key].shape)} -> {variable.path} "
                               f"{tuple(variable.shape)}")

@@ -19,7 +19,7 @@ from swiftformer_tf.model import SwiftFormer
 
 def _bn_affine(bn):
     """(scale, shift) of :func:`kernels.bn_affine`, as float64 arrays for folding."""
-    return tuple(np.asarray(t, np.float64) for t in kernels.bn_affine(bn))
+    return tuple(np.asarray(t) for t in kernels.bn_affine(bn, "float64"))
 
 
 def reparameterize(model: SwiftFormer, export_form: ExportForm = None) -> SwiftFormer:
@@ -37,7 +37,7 @@ def reparameterize(model: SwiftFormer, export_form: ExportForm = None) -> SwiftF
                         attention=model.attention, features_only=model.features_only,
                         include_preprocessing=model.include_preprocessing,
                         export_form=export_form or ExportForm(),
-                        name=f"{model.name}_reparameterized")
+                        name=f"{model.name}_fused")  # its tensor names, in the flatbuffer
     source, target = _by_path(model), _by_path(fused)
     for path, variable in target.items():
         if path in source:
