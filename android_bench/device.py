@@ -53,7 +53,10 @@ class Adb:
     def _run(self, args: List[str], timeout: float, check=True) -> subprocess.CompletedProcess:
         command = [self.adb] + (["-s", self.serial] if self.serial else []) + args
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            # Phones print what their vendors' logs hold: bytes that are not UTF-8 become
+            # U+FFFD rather than an exception that would end the whole matrix.
+            result = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                                    timeout=timeout)
         except subprocess.TimeoutExpired as err:
             raise CommandTimeout(f"`adb {' '.join(args)[:80]}` timed out after {timeout:.0f} s") from err
         except OSError as err:

@@ -50,6 +50,10 @@ def parse_args(argv=None):
         p.error(str(err))
     if args.runs < 1 or args.warmup < 0 or args.repeats < 1:
         p.error("--runs and --repeats must be positive, --warmup not negative")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        p.error(f"--out {args.out}: is a file, not a folder")
+    if args.cooldown < 0 or args.timeout <= 0:
+        p.error("--cooldown must not be negative and --timeout must be positive")
     return args
 
 
@@ -80,7 +84,10 @@ def main(argv=None):
         return fail(str(err))
     results = {"host": args.host, "device": info, "rows": []}
     if args.resume and os.path.isfile(os.path.join(args.out, "results.json")):
-        previous = load_results(args.out)
+        try:
+            previous = load_results(args.out)
+        except ValueError as err:
+            return fail(f"--resume: {err}")
         if previous.get("device", {}).get("serial") == info.get("serial"):
             results["rows"] = previous["rows"]
         else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import resource
 import shlex
 import statistics
@@ -15,6 +17,31 @@ from android_bench.parsing import failure_reason, parse_benchmark_output
 from android_bench.tools import LITERT, BenchmarkTool, UnsupportedConfig, detect_tool
 
 REMOTE_DIR = "/data/local/tmp"
+
+
+def remote_path(local: str) -> str:
+    """Where a local file goes on the phone: a name of safe characters only (a local name
+    reaches the device shell's command line), kept apart from a file of the same name in
+    another folder by a hash of its absolute path."""
+    stem, ext = os.path.splitext(os.path.basename(local))
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:60] or "model"
+    digest = hashlib.sha1(os.path.abspath(local).encode()).hexdigest()[:8]
+    return f"{REMOTE_DIR}/{safe}_{digest}{re.sub(r'[^A-Za-z0-9.]', '', ext)}"
+
+
+def model_labels(models: List[str]) -> dict:
+    """A row label per model: its file name, or as many trailing folders as it takes to
+    tell models of the same file name apart."""
+    labels = {}
+    for model in models:
+        parts = os.path.abspath(model).split(os.sep)
+        depth = 1
+        while depth < len(parts) and any(
+                other != model and os.path.abspath(other).split(os.sep)[-depth:] == parts[-depth:]
+                for other in models):
+            depth += 1
+        labels[model] = "/".join(parts[-depth:])
+    return labels
 # LiteRT's strict GPU run fails this way when the GPU cannot take every op, rather than
 # because there is no GPU.
 _NOT_FULLY_ACCELERATED = ("not accelerated", "not fully accelerated", "full delegation",
@@ -67,7 +94,7 @@ class DeviceRunner:
         self.adb, self.binary, self.runs, self.warmup = adb, binary, runs, warmup
         self.cpu_mask, self.op_profiling = cpu_mask, op_profiling
         self.timeout, self.cooldown, self.repeats, self.log = timeout, cooldown, repeats, log
-        self.remote_binary = f"{REMOTE_DIR}/{os.path.basename(binary)}"
+        self.remote_binary = remote_path(binary)
         self.pushed = set()
         self.info = None
         self.tool: Optional[BenchmarkTool] = None
@@ -78,8 +105,8 @@ class DeviceRunner:
                               f"android_aarch64_benchmark_model, see README)")
         self.info = self.adb.device_info()
         self.adb.push(self.binary, self.remote_binary)
-        result = self.adb.shell(f"chmod 755 {self.remote_binary} && test -x {self.remote_binary}"
-                                f" && echo ok", timeout=60)
+        binary = shlex.quote(self.remote_binary)
+        result = self.adb.shell(f"chmod 755 {binary} && test -x {binary} && echo ok", timeout=60)
         if "ok" not in result.stdout:
             raise DeviceError(f"{self.remote_binary}: cannot be made executable on the device "
                               f"({(result.stdout + result.stderr).strip()[:200]})")
@@ -95,7 +122,7 @@ class DeviceRunner:
         return self.info
 
     def command(self, remote_model, config: Config, strict_gpu=True) -> str:
-        flags = [f"--graph={remote_model}", *self.tool.command_flags(
+        flags = [f"--graph={shlex.quote(remote_model)}", *self.tool.command_flags(
             config, self.runs, self.warmup, self.op_profiling, strict_gpu)]
         prefix = f"taskset {self.cpu_mask} " if self.cpu_mask else ""
         return prefix + " ".join([shlex.quote(self.remote_binary)] + flags)
@@ -116,7 +143,7 @@ class DeviceRunner:
         if config.backend == "nnapi" and sdk is not None and sdk >= NNAPI_DEPRECATED_SDK:
             self.log(f"warning: NNAPI is deprecated on Android 15+ (this device: SDK {sdk}); "
                      f"running {model} on it as asked, the row is marked")
-        remote = f"{REMOTE_DIR}/{os.path.basename(model)}"
+        remote = remote_path(model)
         try:
             command = self.command(remote, config)
         except UnsupportedConfig as err:
@@ -244,10 +271,11 @@ def run_matrix(runner, models: List[str], configs: List[Config], results: dict,
     else:
         results["rows"] = [r for r in results["rows"] if r["status"] == "ok"]
     lost = None
+    labels = model_labels(models)
     for model in models:
         for config in configs:
             if (model, config.name) in done:
-                log(f"skip  {os.path.basename(model)} {config.name} (done)")
+                log(f"skip  {labels[model]} {config.name} (done)")
                 continue
             if lost:
                 row = _row(model, config, status="failed", reason=lost, **(runner.info or {}))
@@ -260,10 +288,11 @@ def run_matrix(runner, models: List[str], configs: List[Config], results: dict,
                 except DeviceError as err:
                     row = _row(model, config, status="failed", reason=str(err)[:200],
                                **(runner.info or {}))
+            row["model"] = labels[model]  # same file names in two folders stay two rows
             results["rows"].append(row)
             save(results)
             status = f"{row['median_ms']:.2f} ms" if row["status"] == "ok" else \
                 f"FAILED: {row['reason']}"
             marks = f" [{', '.join(row.get('marks') or [])}]" if row.get("marks") else ""
-            log(f"{os.path.basename(model):40s} {config.name:10s} {status}{marks}")
+            log(f"{labels[model]:40s} {config.name:10s} {status}{marks}")
     return results

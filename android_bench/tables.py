@@ -15,12 +15,30 @@ CSV_FIELDS = ["model", "config", "status", "reason", "device_model", "soc", "and
               "command", "delegate_note"]
 
 
+ROW_KEYS = ("model", "config", "status")
+
+
 def load_results(folder) -> dict:
+    """results.json of ``folder``, checked: a damaged file or an incomplete row is a
+    ``ValueError`` naming it, not a traceback in the middle of a table."""
     path = os.path.join(folder, "results.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no results here")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: damaged ({err})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
+        raise ValueError(f"{path}: not a results file (no list of rows)")
+    for index, row in enumerate(results["rows"]):
+        missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
+        if not missing and row["status"] == "ok" and not isinstance(
+                row.get("median_ms", row.get("avg_ms")), (int, float)):
+            missing = ["median_ms"]
+        if missing:
+            raise ValueError(f"{path}: row {index} lacks {', '.join(missing)}")
+    return results
 
 
 def save_results(folder, results: dict):

@@ -40,7 +40,8 @@ def main(argv=None):
     if args.output and not args.output.endswith(".keras"):
         return _fail(f"{args.output}: the output must end in .keras")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    from swiftformer_tf.io_utils import cleanup_on_sigterm, import_tensorflow_quietly
+    cleanup_on_sigterm()  # a killed conversion leaves no hidden partial .keras file
     import_tensorflow_quietly()
     from swiftformer_tf import load
     from swiftformer_tf.checkpoints import CheckpointError, pretrained

@@ -25,11 +25,26 @@ CLASSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                             "imagenet_classes.tsv")
 
 
+def as_rgb(image):
+    """A PIL image as 8-bit RGB, decoded as TensorFlow's ``decode_image`` (the training
+    path) decodes it: 16-bit images keep their high byte. PIL's own ``convert("RGB")``
+    clips them to white instead."""
+    from PIL import Image
+    if image.mode.startswith("I"):  # "I;16", "I;16B", "I" (16-bit PNGs and TIFFs)
+        high_byte = np.clip(np.asarray(image, np.int64) >> 8, 0, 255).astype(np.uint8)
+        return Image.fromarray(high_byte).convert("RGB")
+    if image.mode == "F":  # float images: 0-1 if they fit, else taken as 0-255
+        values = np.asarray(image, np.float64)
+        values = values * 255.0 if values.max(initial=0.0) <= 1.0 else values
+        return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
 def eval_transform(image, size: Tuple[int, int]):
     """PIL image -> float32 (H, W, 3) in 0-255: bicubic shorter-side resize, centre crop."""
     from PIL import Image
     height, width = size
-    image = image.convert("RGB")
+    image = as_rgb(image)
     resize_to = int(round(min(height, width) * 256 / 224))
     w, h = image.size
     scale = resize_to / min(w, h)

@@ -12,6 +12,30 @@ class OutputError(OSError):
     """An output path that cannot be written."""
 
 
+def cleanup_on_sigterm():
+    """Makes SIGTERM unwind the program like Ctrl-C does (as ``SystemExit(143)``), so the
+    temporary files and folders that ``finally`` blocks remove are removed on a kill too."""
+    import signal
+
+    def unwind(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+
+
+def positive_int(text) -> int:
+    """An argparse type: an integer of at least 1 (0 runs or threads would write a report
+    of nothing, after the work)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def check_writable(path) -> str:
     """Fails early, with the path in the message, if ``path`` cannot be created."""
     path = os.path.abspath(os.fspath(path))

@@ -4,6 +4,8 @@ the flags of each tool, and the whole wrapper against a synthetic fake-device ad
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 
@@ -420,6 +422,35 @@ def test_crlf_output_on_device(models, tmp_path):
     assert row["status"] == "ok" and row["runs"] == 3 and row["avg_ms"] > 0
 
 
+def test_output_that_is_not_utf8_does_not_end_the_matrix(models, tmp_path):
+    out = tmp_path / "results"
+    result = run_bench(["--models", *models["models"], "--configs", "cpu:1", "--runs", "3",
+                        "--benchmark-binary", models["binary"], "--out", str(out)], tmp_path,
+                       FAKE_ADB_LATIN1=1)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+
+
+def test_damaged_results_and_bad_out_give_one_line(models, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text('{"rows": [')
+    base = ["--models", models["models"][0], "--configs", "cpu:1", "--runs", "3",
+            "--benchmark-binary", models["binary"]]
+    result = run_bench(base + ["--out", str(out), "--resume"], tmp_path)
+    assert result.returncode == 2 and "results.json: damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    (out / "results.json").write_text(json.dumps({"rows": [{"model": "m", "config": "cpu:1",
+                                                            "status": "ok"}]}))
+    report = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "report.py"),
+                             str(out)], capture_output=True, text=True)
+    assert report.returncode == 2 and "row 0 lacks median_ms" in report.stderr
+    (tmp_path / "a_file").write_text("x")
+    result = run_bench(base + ["--out", str(tmp_path / "a_file")], tmp_path)
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+
+
 def test_host_mode(models, tmp_path):
     out = tmp_path / "host"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "run.py"),
@@ -432,3 +463,38 @@ def test_host_mode(models, tmp_path):
     assert len(ok) == 4 and all(r["partitions"] == 1 and r["median_ms"] > 0 for r in ok)
     assert [r["reason"] for r in rows if r["config"] == "nnapi"][0] == "NNAPI exists only on Android"
     assert np.isfinite([r["median_ms"] for r in ok]).all()
+
+
+def test_model_names_never_reach_the_device_shell(models, tmp_path):
+    """A model's file name is data: it must not run on the phone (``;`` in a name would end
+    the command there) nor break it (a space), and same-named models stay apart."""
+    import shutil
+
+    from android_bench.runner import DeviceRunner, remote_path
+    from android_bench.tools import detect_tool
+    names = ["my model.tflite", "x;touch PWNED;y.tflite", "a/same.tflite", "b/same.tflite"]
+    paths = []
+    for name in names:
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(models["models"][0], path)
+        paths.append(str(path))
+    out = tmp_path / "results"
+    result = run_bench(["--models", *paths, "--configs", "cpu:1", "--benchmark-binary",
+                        models["binary"], "--runs", "3", "--warmup", "1", "--out", str(out)],
+                       tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["my model.tflite", "x;touch PWNED;y.tflite",
+                                          "a/same.tflite", "b/same.tflite"]
+    assert all(r["status"] == "ok" for r in rows)
+    pushed = sorted(p for p in os.listdir(tmp_path / "device") if p.endswith(".tflite"))
+    assert len(pushed) == 4 and all(re.fullmatch(r"[A-Za-z0-9._-]+", p) for p in pushed)
+    # The command as a POSIX shell splits it: one word per argument, no command separator.
+    runner = DeviceRunner(None, models["binary"], runs=3, warmup=1)
+    runner.tool = detect_tool("", models["binary"])
+    command = runner.command(remote_path(paths[1]), parse_configs("cpu:1")[0])
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    words = list(lexer)
+    assert not {";", "&", "&&", "|", "||"} & set(words), words
+    assert words[1] == f"--graph={remote_path(paths[1])}"

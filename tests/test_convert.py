@@ -171,3 +171,73 @@ def test_load_takes_every_source_and_matches_by_name(golden_dir, tmp_path):
         sf.load(tmp_path / "tiny.keras", variant="XS")
     with pytest.raises(sf.CheckpointError, match="no such file"):
         sf.load(tmp_path / "missing.keras")
+
+
+# -- untrusted sizes: a small file stays small -----------------------------------------------
+def _within_bounds(read, path):
+    """Refused with a CheckpointError, within 5 s and 100 MB of Python-tracked memory."""
+    import time
+    import tracemalloc
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(sf.CheckpointError) as err:
+            read(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 5 and peak < 100e6, (peak, str(err.value))
+    assert os.path.getsize(path) < 1e6 and "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_hostile_checkpoints_are_refused_cheaply(tmp_path):
+    import torch
+    stride0 = tmp_path / "stride0.pth"  # 2**28 floats declared over one stored float
+    torch.save({"x": torch.zeros(1).expand(2 ** 28)}, stride0)
+    assert "declares more elements than its storage" in _within_bounds(sf.read_checkpoint, stride0)
+
+    plain, bomb = tmp_path / "zeros.pth", tmp_path / "bomb.pth"  # 256 MB of zeros, deflated
+    torch.save({"x": torch.zeros(2 ** 26)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+    plain.unlink()
+    assert "compressed or encrypted" in _within_bounds(sf.read_checkpoint, bomb)
+
+    huge = tmp_path / "binbytes8.pth"  # a pickle that declares 2**50 bytes
+    _write_torch_like_zip(huge, None)
+    with zipfile.ZipFile(huge, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x04\x8e" + (2 ** 50).to_bytes(8, "little") + b"x")
+    assert "damaged checkpoint" in _within_bounds(sf.read_checkpoint, huge)
+
+    deep = tmp_path / "deep.pth"  # a persistent id nested 200,000 lists deep
+    with zipfile.ZipFile(deep, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"Q.")
+    assert "damaged checkpoint" in _within_bounds(sf.read_checkpoint, deep)
+
+
+def test_declared_model_sizes_are_bounded_by_the_file(golden_dir, tmp_path):
+    tensors, _ = read_state_dict(os.path.join(golden_dir, "tiny.pth"))
+    many = dict(tensors)  # 3,000 blocks in stage 1, all naming one small tensor
+    for j in range(3000):
+        many[f"network.0.{j}.layer_scale"] = tensors["network.0.0.layer_scale_1"]
+    save_file(many, str(tmp_path / "many.safetensors"))
+    assert "names blocks up to 2999" in _within_bounds(sf.load, tmp_path / "many.safetensors")
+    wide = dict(tensors)  # a stage-4 width of 4,096 declared by a layer scale alone
+    wide["network.6.0.layer_scale_1"] = np.ones((4096, 1, 1), np.float32)
+    save_file(wide, str(tmp_path / "wide.safetensors"))
+    assert "do not declare one width" in _within_bounds(sf.load, tmp_path / "wide.safetensors")
+    flat = dict(tensors, **{"head.weight": np.array(1.0, np.float32)})  # a 0-d head
+    save_file(flat, str(tmp_path / "flat.safetensors"))
+    assert "'head.weight' has shape ()" in _within_bounds(sf.load, tmp_path / "flat.safetensors")
+
+
+def test_odd_but_small_files_give_one_line_errors(tmp_path):
+    import torch
+    from safetensors.torch import save_file as save_torch
+    save_torch({"x": torch.zeros(4).to(torch.float8_e4m3fn)}, str(tmp_path / "f8.safetensors"))
+    assert "unreadable safetensors file" in _within_bounds(sf.read_checkpoint,
+                                                           tmp_path / "f8.safetensors")
+    torch.save({1: torch.zeros(2)}, tmp_path / "intkey.pth")
+    assert "key 1 is not a string" in _within_bounds(sf.read_checkpoint, tmp_path / "intkey.pth")

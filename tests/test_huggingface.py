@@ -81,6 +81,25 @@ def test_hf_config_json_must_agree(tmp_path):
         sf.read_checkpoint(tmp_path)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_norm_eps", 1e-3, "batch_norm_eps=0.001 (this port: 1e-05)"),
+    ("hidden_act", "relu", "hidden_act='relu' (this port: 'gelu')"),
+    ("model_type", "vit", "describes a 'vit' model, not swiftformer"),
+])
+def test_hf_config_fields_that_change_the_function_are_checked(tmp_path, field, value, message):
+    import json
+    hf = make_hf_model("XS", seed=0)
+    hf.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, **{field: value})))
+    with pytest.raises(sf.CheckpointError) as err:
+        sf.load(tmp_path)
+    assert message in str(err.value)
+    (tmp_path / "config.json").write_text("null")
+    with pytest.raises(sf.CheckpointError, match="config.json: not a JSON object"):
+        sf.load(tmp_path)
+
+
 def test_training_mode_matches_pytorch_train_mode(tmp_path):
     """Batch statistics, their moving averages and the input gradient against PyTorch's
     train mode: covers the fused BatchNorm and the GELU gradient of the training path."""

@@ -197,10 +197,12 @@ def test_names_and_errors():
 
 
 def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
+    import tensorflow_datasets as tfds
     evaluate = load_script("training/evaluate.py")
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--model", "imagenet:XS", "--data", "synthetic:8", "--batch-size", "4",
-                          "--image-size", "64", "--json", str(out)]) == 0
+    with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+        assert evaluate.main(["--model", "imagenet:XS", "--data", "tfds:imagenet2012",
+                              "--batch-size", "4", "--image-size", "64", "--json", str(out)]) == 0
     assert "imagenet:XS: top-1" in capsys.readouterr().out and out.exists()
 
     from swiftformer_tf import cli
@@ -281,3 +283,19 @@ def test_preprocess_input_is_the_official_eval_transform(tmp_path):
     np.testing.assert_allclose(sf.preprocess_input(crop), from_path, atol=1e-5)
     with pytest.raises(ValueError, match="RGB"):
         sf.preprocess_input(np.zeros((4, 4)))
+
+
+def test_16_bit_images_decode_as_the_training_path_does(tmp_path):
+    """A 16-bit PNG: the host decoding (calibration, preprocess_input) and TensorFlow's
+    (training, evaluation) give the same 8-bit pixels, not white."""
+    import tensorflow as tf
+    from PIL import Image
+    values = np.linspace(0, 65535, 48 * 40).reshape(40, 48).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "gray16.png")
+    with Image.open(tmp_path / "gray16.png") as image:
+        assert image.mode.startswith("I")
+        host = np.asarray(sf.imagenet.as_rgb(image))
+    trained = tf.io.decode_image(tf.io.read_file(str(tmp_path / "gray16.png")), channels=3,
+                                 expand_animations=False).numpy()
+    np.testing.assert_array_equal(host, trained)
+    assert 120 < host.mean() < 135  # a ramp over the whole range, not clipped to 255

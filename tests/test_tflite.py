@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TOLERANCE, load_script, nhwc, randomize, relative_error
+from conftest import ROOT, TOLERANCE, load_script, nhwc, randomize, relative_error
 
 import swiftformer_tf as sf
 from swiftformer_tf.layers import l2_normalize
@@ -49,6 +49,12 @@ def test_dynamic_size_runs_at_two_sizes(golden_dir):
     for j in range(2):
         x = nhwc(data[f"input_{j}"])[:1]
         assert relative_error(runner(x), data[f"logits_eval_{j}"][:1]) <= TOLERANCE
+    # Its latency is measured at 224x224, not on the 1x1 input it is allocated with.
+    from swiftformer_tf.lite.runtime import measure_latency
+    timing = measure_latency(result.flatbuffer, 1, runs=2, warmup=1)
+    assert timing.input_shape == [1, 224, 224, 3]
+    static = convert(model, "none", input_size=(224, 224))
+    assert measure_latency(static.flatbuffer, 1, runs=2, warmup=1).input_shape == [1, 224, 224, 3]
 
 
 def test_flex_ops_are_refused():
@@ -199,3 +205,27 @@ def test_benchmark_cli_interleaves_and_writes_csv(golden_dir, tmp_path, capsys):
     first = lines[1].split(",")
     assert first[-1] == "1.0" and float(first[3]) <= float(first[4]) <= float(first[5])
     assert benchmark_cli.main([str(tmp_path / "none.tflite")]) == 2
+
+
+def test_sigterm_leaves_no_litter(golden_dir, tmp_path):
+    """A conversion killed with SIGTERM mid-way removes its SavedModel folder and writes no
+    output, as Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    temp, out = tmp_path / "temp", tmp_path / "out"
+    temp.mkdir(), out.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), PYTHONPATH=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tflite", "convert.py"), "--weights",
+         os.path.join(golden_dir, "swiftformer_xs.pth"), "--no-check", "--gpu-check", "off",
+         "--output", str(out / "xs.tflite")], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not any(p.startswith("swiftformer_tflite_") for p in os.listdir(temp)):
+        assert process.poll() is None and time.time() < deadline, "never reached conversion"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert os.listdir(temp) == [] and os.listdir(out) == []

@@ -63,6 +63,83 @@ def test_folder_dataset_with_val_split(tmp_path):
         data_lib.resolve(f"folder:{tmp_path / 'nope'}")
 
 
+def _image_folder(folder, classes, per_class=3):
+    from PIL import Image
+    for index, label in enumerate(classes):
+        (folder / label).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (24 + i, 20), (40 * index, 80, 120)).save(folder / label / f"{i}.png")
+
+
+def test_folder_datasets_refuse_what_would_shift_or_fake_labels(tmp_path):
+    _image_folder(tmp_path / "ok", ["cat", "dog"])
+    (tmp_path / "ok" / ".ipynb_checkpoints").mkdir()  # not a class: would become class 0
+    train, val = data_lib.resolve(f"folder:{tmp_path / 'ok'}", val_split=0.5)
+    assert train.class_names == ["cat", "dog"] and train.size + val.size == 6
+    _image_folder(tmp_path / "one", ["cat"])
+    with pytest.raises(data_lib.DataError, match="at least two.*found 1: cat"):
+        data_lib.resolve(f"folder:{tmp_path / 'one'}")
+    _image_folder(tmp_path / "empty", ["cat", "dog"])
+    (tmp_path / "empty" / "eel").mkdir()
+    with pytest.raises(data_lib.DataError, match="empty/eel: class folder without images"):
+        data_lib.resolve(f"folder:{tmp_path / 'empty'}")
+
+
+def test_evaluate_scores_every_image_of_a_folder(tmp_path, capsys):
+    import swiftformer_tf as sf
+    from conftest import load_script
+    sf.SwiftFormer(json.loads(TINY), num_classes=2).save(tmp_path / "tiny.keras")
+    _image_folder(tmp_path / "data", ["cat", "dog"], per_class=5)
+    evaluate = load_script("training/evaluate.py")
+    out = tmp_path / "result.json"
+    assert evaluate.main(["--model", str(tmp_path / "tiny.keras"), "--data",
+                          f"folder:{tmp_path / 'data'}", "--image-size", "32",
+                          "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["images"] == 10  # all of them, not a 10 % split
+    _image_folder(tmp_path / "split" / "train", ["cat", "dog"], per_class=4)
+    _image_folder(tmp_path / "split" / "val", ["cat", "dog"], per_class=2)
+    assert evaluate.main(["--model", str(tmp_path / "tiny.keras"), "--data",
+                          f"folder:{tmp_path / 'split'}", "--image-size", "32",
+                          "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["images"] == 4  # its val/
+    out.unlink()
+    sf.SwiftFormer(json.loads(TINY), num_classes=3).save(tmp_path / "three.keras")
+    assert evaluate.main(["--model", str(tmp_path / "three.keras"), "--data",
+                          f"folder:{tmp_path / 'data'}", "--json", str(out)]) == 2
+    assert "has 3 output classes" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_run_folder_belongs_to_one_run(tmp_path, capsys):
+    from conftest import load_script
+    train = load_script("training/train.py")
+    base = ["--variant", TINY, "--data", "synthetic:64", "--epochs", "1", "--batch-size", "16",
+            "--image-size", "32", "--max-steps", "1", "--save-every", "0", "--no-augment",
+            "--warmup-epochs", "0"]
+    run = tmp_path / "run"
+    assert train.main(base + ["--output", str(run)]) == 0
+    capsys.readouterr()
+    first = (run / "log.csv").read_text()
+    cases = [  # (extra flags, what the one-line error says)
+        ([], "holds a run already; --resume continues it, --overwrite starts over"),
+        (["--resume", "--seed", "1"], "--resume with a different seed than the run in"),
+    ]
+    for extra, message in cases:
+        assert train.main(base + extra + ["--output", str(run)]) == 2
+        assert message in capsys.readouterr().err
+    assert (run / "log.csv").read_text() == first  # untouched by the refused runs
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert train.main(base + ["--output", str(tmp_path / "notes")]) == 2
+    assert "not empty and not a run folder" in capsys.readouterr().err
+    (run / "run_config.json").write_text("[")
+    assert train.main(base + ["--resume", "--output", str(run)]) == 2
+    assert "run_config.json: unreadable" in capsys.readouterr().err
+    (run / "run_config.json").write_text("{}")
+    assert train.main(base + ["--seed", "1", "--overwrite", "--output", str(run)]) == 0
+    assert json.loads((run / "run_config.json").read_text())["seed"] == 1
+    assert len((run / "log.csv").read_text().splitlines()) == len(first.splitlines())
+
+
 def test_epochs_replay_exactly_from_any_batch():
     train, _ = data_lib.synthetic_splits(48, 8, size=40)
     aug = data_lib.Augmentation(rand_augment=True, mixup=0.8, cutmix=1.0)

@@ -17,18 +17,21 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from swiftformer_tf.io_utils import positive_int  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help=".tflite files; ratios are to the first")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--runs", type=int, default=50, help="timed runs per model and thread count")
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=positive_int, default=50,
+                   help="timed runs per model and thread count")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--csv", help="also write the table as CSV")
     args = p.parse_args(argv)
-    if args.runs < 1 or min(args.threads) < 1:
-        p.error("--runs and --threads must be positive")
+    if args.warmup < 0:
+        p.error("--warmup must not be negative")
     return args
 
 

@@ -14,6 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from swiftformer_tf.io_utils import positive_int  # noqa: E402
 from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
 
@@ -47,8 +48,9 @@ def parse_args(argv=None):
                    help="DIR, tfds:NAME[:SPLIT], builtin (default: real photographs "
                         "shipped by scikit-image and matplotlib) or synthetic (the training "
                         "proof run's shapes and textures)")
-    p.add_argument("--num-calibration", type=int, default=256)
-    p.add_argument("--num-check", type=int, default=32, help="held-out images for the check")
+    p.add_argument("--num-calibration", type=positive_int, default=256)
+    p.add_argument("--num-check", type=positive_int, default=32,
+                   help="held-out images for the check")
     p.add_argument("--output", help="output .tflite (default swiftformer_<variant>_<mode>.tflite)")
     p.add_argument("--report", help="also write the summary as JSON here")
     p.add_argument("--no-check", action="store_true", help="skip the fidelity check and timing")
@@ -60,8 +62,8 @@ def parse_args(argv=None):
                    help="report LiteRT GPU delegation (fully delegated, or the rejected ops "
                         "and why); auto: when a GPU accelerator exists here, a software one "
                         "included (tflite/setup_software_gpu.py); on: also say when none does")
-    p.add_argument("--threads", type=int, nargs="+", default=[1], help="latency threads")
-    p.add_argument("--runs", type=int, default=30, help="latency runs per thread count")
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1], help="latency threads")
+    p.add_argument("--runs", type=positive_int, default=30, help="latency runs per thread count")
     args = p.parse_args(argv)
     try:
         parts = [int(n) for n in args.input_size.lower().split("x")]
@@ -76,8 +78,6 @@ def parse_args(argv=None):
         p.error("--debug-csv and --selective need --quantize int8 or int16x8")
     if args.selective and args.no_check:
         p.error("--selective measures fidelity on the check images; drop --no-check")
-    if args.num_calibration < 1 or args.num_check < 1:
-        p.error("--num-calibration and --num-check must be positive")
     return args
 
 
@@ -94,7 +94,8 @@ def load_model(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    from swiftformer_tf.io_utils import cleanup_on_sigterm, import_tensorflow_quietly
+    cleanup_on_sigterm()  # a killed run leaves no SavedModel folder and no partial output
     import_tensorflow_quietly()
     from tqdm import tqdm
 

@@ -16,6 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from swiftformer_tf.io_utils import positive_int  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
@@ -26,9 +28,9 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True,
                    help="tfds:NAME[:SPLIT] (default split: validation), folder:DIR or synthetic[:N]")
     p.add_argument("--data-dir", help="TFDS data dir")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=positive_int, default=100)
+    p.add_argument("--image-size", type=positive_int, default=224)
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--json", help="also write the result here")
     return p.parse_args(argv)
 
@@ -41,7 +43,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from swiftformer_tf import CheckpointError, load
-    from swiftformer_tf.io_utils import write_json
+    from swiftformer_tf.io_utils import OutputError, check_writable, write_json
     from swiftformer_tf.training import data as data_lib
     from swiftformer_tf.training.trainer import TrainingError, evaluate_model
 
@@ -50,18 +52,22 @@ def main(argv=None):
         return 2
 
     try:
+        if args.json:
+            check_writable(args.json)  # before the evaluation, not after it
         if args.model.endswith(".tflite"):
             if not os.path.isfile(args.model):
                 raise ValueError(f"{args.model}: no such file")
             from swiftformer_tf.lite.runtime import TFLiteRunner
             runner = TFLiteRunner(args.model)
             preprocess_in_graph = False
+            model_classes = int(runner.output["shape"][-1])
 
             def predict(images):
                 return np.concatenate([runner(image[None]) for image in np.asarray(images)])
         else:
             model = load(args.model)
             preprocess_in_graph = getattr(model, "include_preprocessing", False)
+            model_classes = model.num_classes if model.include_top else None
 
             def predict(images):
                 return model(images, training=False)
@@ -69,8 +75,14 @@ def main(argv=None):
         if kind == "tfds":
             name, _, split = rest.partition(":")
             evaluation = data_lib.tfds_split(name, split or "validation", args.data_dir)
+        elif kind == "folder":  # all of it (its val/ if it has one), not a training split
+            evaluation = data_lib.folder_eval_split(os.path.expanduser(rest))
         else:
             evaluation = data_lib.resolve(args.data, args.data_dir)[1]
+        if model_classes != evaluation.num_classes:
+            raise ValueError(f"{args.model} has {model_classes or 'no'} output classes, "
+                             f"{args.data} has {evaluation.num_classes}: the labels would not "
+                             f"match, so the score would mean nothing")
         dataset = data_lib.eval_dataset(evaluation, args.batch_size, args.image_size,
                                         normalize=not preprocess_in_graph)
         if args.limit:
@@ -79,7 +91,7 @@ def main(argv=None):
         result = evaluate_model(predict, dataset,
                                 progress=lambda d: tqdm(d, total=total, desc="evaluating",
                                                         unit="batch"))
-    except (CheckpointError, data_lib.DataError, TrainingError, ValueError) as err:
+    except (CheckpointError, data_lib.DataError, OutputError, TrainingError, ValueError) as err:
         return fail(str(err))
     result.update(model=args.model, data=args.data)
     print(f"{args.model}: top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}% "

@@ -21,7 +21,7 @@ if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's 
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # kernels are outside its determinism switch
 
 from swiftformer_tf.training.recipe import Recipe, recipe_for  # noqa: E402
-from swiftformer_tf.variants import VARIANTS  # noqa: E402
+from swiftformer_tf.variants import VARIANTS, get_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--num-classes", type=int, help="default: the dataset's")
     p.add_argument("--output", default="runs/swiftformer")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --output that holds another run (deletes its files)")
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="eval transform only (debugging)")
@@ -67,7 +69,11 @@ def parse_args(argv=None):
             p.add_argument(flag, type=kind, default=None, help="(official default per variant)")
     args = p.parse_args(argv)
     if args.variant.strip().startswith("{"):
-        args.variant = json.loads(args.variant)
+        try:
+            args.variant = json.loads(args.variant)
+            get_config(args.variant)
+        except (ValueError, TypeError) as err:
+            p.error(f"--variant: not a valid JSON config ({' '.join(str(err).split())[:200]})")
     elif args.variant.upper() not in VARIANTS:
         p.error(f"--variant must be one of {', '.join(VARIANTS)} or a JSON config")
     else:
@@ -76,8 +82,8 @@ def parse_args(argv=None):
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
                  if getattr(args, f.name) is not None}
     args.recipe = dataclasses.replace(recipe, **overrides)
-    if args.recipe.epochs < 1 or args.recipe.batch_size < 1:
-        p.error("--epochs and --batch-size must be positive")
+    if args.recipe.epochs < 1 or args.recipe.batch_size < 1 or args.recipe.image_size < 16:
+        p.error("--epochs and --batch-size must be positive, --image-size at least 16")
     return args
 
 
@@ -105,6 +111,42 @@ def build_teacher(args, num_classes):
         teacher.trainable = False
         return teacher
     return load
+
+
+RUN_IDENTITY = ("variant", "data", "num_classes", "recipe", "seed")
+
+
+def claim_run_folder(output, run_config, resume, overwrite):
+    """A run folder belongs to one run: its log, checkpoints and exports are never mixed with
+    another's. Returns why ``output`` cannot take this run, or None (after clearing it for
+    ``overwrite``)."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        return f"--output {output}: is a file, not a folder"
+    if not os.path.isdir(output) or not os.listdir(output):
+        return None
+    config_path = os.path.join(output, "run_config.json")
+    if not os.path.isfile(config_path):
+        return (f"--output {output}: not empty and not a run folder (no run_config.json); "
+                f"choose a new or empty folder")
+    try:
+        with open(config_path) as f:
+            previous = json.load(f)
+        if not isinstance(previous, dict):
+            raise ValueError(f"a {type(previous).__name__}, not an object")
+    except (OSError, ValueError) as err:
+        return f"{config_path}: unreadable ({err}); this folder's run cannot be identified"
+    if resume:
+        for key in RUN_IDENTITY:
+            if previous.get(key) != run_config[key]:
+                return (f"--resume with a different {key} than the run in {output} "
+                        f"({previous.get(key)!r} there)")
+        return None
+    if overwrite:
+        import shutil
+        shutil.rmtree(output)
+        return None
+    return (f"--output {output}: holds a run already; --resume continues it, --overwrite "
+            f"starts over (deleting its files), or choose another --output")
 
 
 def main(argv=None):
@@ -160,19 +202,14 @@ def main(argv=None):
     options = RunOptions(output=args.output, epochs=recipe.epochs, batch_size=recipe.batch_size,
                          image_size=recipe.image_size, seed=args.seed, save_every=args.save_every,
                          jit=args.jit, max_steps=args.max_steps)
-    os.makedirs(args.output, exist_ok=True)
-    config_path = os.path.join(args.output, "run_config.json")
     run_config = {"variant": args.variant, "data": args.data, "num_classes": num_classes,
                   "recipe": dataclasses.asdict(recipe), "seed": args.seed,
                   "teacher": args.teacher, "replicas": strategy.num_replicas_in_sync}
-    if args.resume and os.path.isfile(config_path):
-        with open(config_path) as f:
-            previous = json.load(f)
-        for key in ("variant", "data", "num_classes", "recipe", "seed"):
-            if previous.get(key) != run_config[key]:
-                return fail(f"--resume with a different {key} than the run in {args.output} "
-                            f"({previous.get(key)!r} there)")
-    write_json(config_path, run_config)
+    refusal = claim_run_folder(args.output, run_config, args.resume, args.overwrite)
+    if refusal:
+        return fail(refusal)
+    os.makedirs(args.output, exist_ok=True)
+    write_json(os.path.join(args.output, "run_config.json"), run_config)
     try:
         trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
                           teacher_fn, sync_batchnorm=args.sync_bn)

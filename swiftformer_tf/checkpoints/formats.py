@@ -70,7 +70,8 @@ def read_state_dict(path) -> Tuple[Dict[str, np.ndarray], Optional[str]]:
         from safetensors.numpy import load_file
         try:
             return dict(load_file(path)), None
-        except (SafetensorError, OSError, ValueError) as err:
+        # TypeError / AttributeError: a dtype numpy lacks (float8 and the like)
+        except (SafetensorError, OSError, ValueError, TypeError, AttributeError) as err:
             raise CheckpointError(f"{path}: unreadable safetensors file ({err})") from None
     obj = load_torch_file(path)
     wrapper = None
@@ -81,6 +82,9 @@ def read_state_dict(path) -> Tuple[Dict[str, np.ndarray], Optional[str]]:
                 break
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    odd_keys = [k for k in obj if not isinstance(k, str)]
+    if odd_keys:
+        raise CheckpointError(f"{path}: state_dict key {odd_keys[0]!r:.60} is not a string")
     tensors = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not tensors:
         raise CheckpointError(f"{path}: no tensors found (keys: {', '.join(map(str, list(obj)[:8]))})")
@@ -97,7 +101,18 @@ def _hf_config_next_to(path) -> Optional[dict]:
             config = json.load(f)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{config_path}: unreadable ({err})") from None
-    return config if config.get("model_type") == "swiftformer" else None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: not a JSON object ({type(config).__name__})")
+    if config.get("model_type", "swiftformer") != "swiftformer":
+        raise CheckpointError(f"{config_path}: describes a {config['model_type']!r} model, "
+                              f"not swiftformer")
+    return config
+
+
+# Hugging Face config fields that change the function, with the value this port computes.
+HF_FUNCTION_FIELDS = {"hidden_act": "gelu", "batch_norm_eps": 1e-5, "down_patch_size": 3,
+                      "down_stride": 2, "down_pad": 1, "num_channels": 3,
+                      "use_layer_scale": True}
 
 
 # -- renaming to official names ------------------------------------------------------------
@@ -138,21 +153,44 @@ RENAMES: Dict[str, Callable[[str], str]] = {
     "official": lambda key: key, "timm": _from_timm, "hf": _from_hf}
 
 
+# The plausible range of a SwiftFormer (the largest official variant: 12 blocks, width 512).
+# A file is untrusted: the sizes it declares are bounded before anything is built.
+MAX_DEPTH, MAX_WIDTH = 64, 2048
+
+
 def detect_config(tensors: Dict[str, np.ndarray]) -> Tuple[SwiftFormerConfig, Optional[int], bool]:
-    """Variant (or a custom config), class count and distillation, from official names."""
-    depths, widths = [], []
+    """Variant (or a custom config), class count and distillation, from official names.
+
+    Declared sizes are checked against real data before a model is built: blocks must be
+    numbered 0..depth-1 (so a stage cannot declare more blocks than it has tensors), depths
+    and widths must lie in a plausible range, and each stage's width must be carried by its
+    MLP weight (whose elements the file must really hold), so a small file cannot make the
+    model large."""
+    depths, widths, hidden = [], [], []
     for stage in range(4):
         prefix = re.compile(rf"^network\.{2 * stage}\.(\d+)\.")
         blocks = {int(m.group(1)) for k in tensors if (m := prefix.match(k))}
         if not blocks:
             raise CheckpointError(f"no blocks found for stage {stage + 1} ('network.{2 * stage}.*')")
-        depths.append(max(blocks) + 1)
-        key = f"network.{2 * stage}.{max(blocks)}.layer_scale_1"
-        if key not in tensors:
-            raise CheckpointError(f"missing '{key}' (the attention block ending stage {stage + 1})")
-        widths.append(int(tensors[key].shape[0]))
-    fc1 = tensors.get(f"network.6.{depths[3] - 1}.linear.fc1.weight")
-    mlp_ratio = fc1.shape[0] / widths[3] if fc1 is not None else 4.0
+        depth = max(blocks) + 1
+        if depth > MAX_DEPTH or blocks != set(range(depth)):
+            raise CheckpointError(
+                f"stage {stage + 1} names blocks up to {depth - 1} but holds {len(blocks)} "
+                f"(at most {MAX_DEPTH}, numbered from 0, are plausible)")
+        last = f"network.{2 * stage}.{depth - 1}"
+        scale, fc1 = tensors.get(f"{last}.layer_scale_1"), tensors.get(f"{last}.linear.fc1.weight")
+        if scale is None or fc1 is None:
+            raise CheckpointError(f"missing '{last}.layer_scale_1' or '{last}.linear.fc1.weight' "
+                                  f"(the attention block ending stage {stage + 1})")
+        width = int(scale.shape[0]) if scale.ndim else 0
+        if not 1 <= width <= MAX_WIDTH or fc1.ndim != 4 or fc1.shape[1] != width:
+            raise CheckpointError(
+                f"'{last}.layer_scale_1' {tuple(scale.shape)} and '{last}.linear.fc1.weight' "
+                f"{tuple(fc1.shape)} do not declare one width from 1 to {MAX_WIDTH}")
+        depths.append(depth)
+        widths.append(width)
+        hidden.append(int(fc1.shape[0]))
+    mlp_ratio = hidden[3] / widths[3]
     name = find_variant(depths, widths)
     if name is not None and mlp_ratio == 4.0:
         config = get_config(name)
@@ -160,6 +198,9 @@ def detect_config(tensors: Dict[str, np.ndarray]) -> Tuple[SwiftFormerConfig, Op
         config = SwiftFormerConfig(depths=tuple(depths), widths=tuple(widths),
                                    mlp_ratio=mlp_ratio, name="custom")
     head = tensors.get("head.weight")
+    if head is not None and head.ndim != 2:
+        raise CheckpointError(f"'head.weight' has shape {tuple(head.shape)}, expected "
+                              f"(classes, {widths[3]})")
     num_classes = int(head.shape[0]) if head is not None else None
     return config, num_classes, "dist_head.weight" in tensors
 
@@ -206,7 +247,23 @@ def _check_hf_config(path, config, num_classes):
     if depths and widths and (tuple(depths), tuple(widths)) != (config.depths, config.widths):
         raise CheckpointError(f"{path}: config.json (depths {depths}, embed_dims {widths}) does "
                               f"not match the weights ({list(config.depths)}, {list(config.widths)})")
+    expected = dict(HF_FUNCTION_FIELDS, mlp_ratio=config.mlp_ratio)
+    differing = [f"{key}={hf[key]!r} (this port: {value!r})" for key, value in expected.items()
+                 if key in hf and not _same_value(hf[key], value)]
+    if differing:
+        raise CheckpointError(f"{path}: config.json sets {', '.join(differing)}: the weights "
+                              f"would compute another function here")
     labels = hf.get("id2label")
     if labels and num_classes is not None and len(labels) != num_classes:
         raise CheckpointError(f"{path}: config.json has {len(labels)} labels, the head has "
                               f"{num_classes} classes")
+
+
+def _same_value(given, expected) -> bool:
+    if isinstance(expected, bool) or isinstance(given, bool):
+        return given is expected
+    if isinstance(expected, (int, float)) and isinstance(given, (int, float)):
+        return abs(given - expected) <= 1e-12 * max(1.0, abs(expected))
+    if isinstance(given, list) and len(set(map(str, given))) == 1:  # e.g. [3, 3]
+        return _same_value(given[0], expected)
+    return given == expected

@@ -14,6 +14,7 @@ import collections
 import io
 import pickle
 import zipfile
+from zlib import error as zlib_error
 
 import numpy as np
 
@@ -58,6 +59,11 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
     needed = storage_offset + 1 + sum((n - 1) * s for n, s in zip(size, stride) if n > 0)
     if min(size) > 0 and needed > storage.size:
         raise CheckpointError(f"tensor of size {size} runs past its storage ({storage.size} elements)")
+    # A saved tensor never has more elements than its storage; one that does (stride 0)
+    # would make a tiny file allocate without bound.
+    if int(np.prod(size, dtype=np.float64)) > storage.size:
+        raise CheckpointError(f"tensor of size {size} declares more elements than its storage "
+                              f"holds ({storage.size})")
     view = np.lib.stride_tricks.as_strided(
         storage[storage_offset:], shape=size, strides=tuple(s * itemsize for s in stride))
     return np.ascontiguousarray(view)
@@ -113,7 +119,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if key not in self._storages:
             member = f"{self._prefix}/data/{key}"
             try:
-                raw = self._archive.read(member)
+                raw = _read_stored(self._archive, member, self._path)
             except KeyError:
                 raise CheckpointError(f"{self._path}: storage '{member}' is missing "
                                       f"(truncated or damaged checkpoint)") from None
@@ -126,6 +132,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 array = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="))
             self._storages[key] = array
         return self._storages[key]
+
+
+def _read_stored(archive, member, path) -> bytes:
+    """A member's bytes. torch.save stores members uncompressed; a compressed one could
+    inflate a small file without bound (a zip bomb), so it is refused unread."""
+    info = archive.getinfo(member)
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise CheckpointError(f"{path}: member '{member}' is compressed or encrypted; "
+                              f"torch.save writes neither")
+    return archive.read(member)
 
 
 def load_torch_file(path) -> object:
@@ -151,10 +167,17 @@ def load_torch_file(path) -> object:
         if f"{prefix}/byteorder" in names:
             byteorder = archive.read(f"{prefix}/byteorder").decode().strip() or "little"
         try:
-            data = archive.read(pickles[0])
+            data = _read_stored(archive, pickles[0], path)
             return _RestrictedUnpickler(data, archive, prefix, path, byteorder).load()
         except CheckpointError:
             raise
+        except (MemoryError, OverflowError):  # e.g. a BINBYTES8 declaring 2**50 bytes
+            raise CheckpointError(f"{path}: damaged checkpoint (its pickle declares more data "
+                                  f"than the file holds)") from None
+        except RecursionError:
+            raise CheckpointError(f"{path}: damaged checkpoint (nested too deeply)") from None
         except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
-                IndexError, KeyError) as err:
-            raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
+                IndexError, KeyError, AttributeError, RuntimeError, NotImplementedError,
+                zlib_error) as err:
+            raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__}: "
+                                  f"{str(err)[:200]})") from None

@@ -63,6 +63,8 @@ def _open(path):
         image = Image.open(path)
         image.load()
         return image
+    except Image.DecompressionBombError as err:  # PIL's own bound on pixels (~179 M)
+        raise CalibrationError(f"{path}: image too large to decode ({err})") from None
     except (OSError, UnidentifiedImageError) as err:
         raise CalibrationError(f"{path}: unreadable image ({err})") from None
 
@@ -115,8 +117,9 @@ def tfds_images(spec) -> Iterator:
     try:
         dataset = tfds.load(name, split=split, download=False, shuffle_files=False)
     except Exception as err:  # tfds raises many types for a missing dataset
-        raise CalibrationError(f"{spec}: dataset not available locally ({err}); prepare it "
-                               f"with tfds first, nothing is downloaded here") from None
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CalibrationError(f"{spec}: dataset not available locally ({first_line}); prepare "
+                               f"it with tfds first, nothing is downloaded here") from None
     for example in tfds.as_numpy(dataset):
         image = example.get("image")
         if image is None:

@@ -55,7 +55,9 @@ def format_summary(report: dict) -> str:
     if report.get("gpu"):
         lines.append(f"GPU delegate:   {report['gpu']['summary']}")
     for timing in report.get("latency", []):
+        shape = "x".join(str(n) for n in timing.get("input_shape", [])[1:3])
         lines.append(f"host latency:   {timing['median_ms']:.2f} ms median "
                      f"({timing['threads']} thread{'s' if timing['threads'] > 1 else ''}, "
-                     f"{timing['runs']} runs, {report['runtime']})")
+                     f"{timing['runs']} runs{', ' + shape if shape else ''}, "
+                     f"{report['runtime']})")
     return "\n".join(lines)

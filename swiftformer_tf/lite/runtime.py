@@ -166,9 +166,17 @@ def _dequantize(y, detail):
     return (y.astype(np.float32) - zero) * scale
 
 
+DYNAMIC_SIZE = 224  # where a dynamic height or width is measured (batch: 1)
+
+
+def concrete_shape(detail) -> List[int]:
+    """The input shape to run: the signature, dynamic height and width at DYNAMIC_SIZE."""
+    signature = [int(n) for n in detail["shape_signature"]] or list(detail["shape"])
+    return [n if n != -1 else (1 if i == 0 else DYNAMIC_SIZE) for i, n in enumerate(signature)]
+
+
 def random_input(detail, seed=0):
-    shape = [1 if n == -1 else int(n) for n in detail["shape_signature"]] or list(detail["shape"])
-    shape = [224 if n == -1 else n for n in shape]
+    shape = concrete_shape(detail)
     rng = np.random.default_rng(seed)
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
@@ -184,6 +192,7 @@ class Timing:
     max_ms: float
     mean_ms: float
     runs: int
+    input_shape: List[int] = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -199,18 +208,27 @@ def timed_calls(call, count) -> List[float]:
     return times
 
 
-def set_random_inputs(interpreter):
-    for detail in interpreter.get_input_details():
+def set_random_inputs(interpreter) -> List[int]:
+    """Fixed random inputs, dynamic dimensions resized first (a dynamic-size model would
+    otherwise run on its 1x1 default). Returns the first input's shape."""
+    details = interpreter.get_input_details()
+    if any(list(d["shape"]) != concrete_shape(d) for d in details):
+        for detail in details:
+            interpreter.resize_tensor_input(detail["index"], concrete_shape(detail), strict=False)
+        interpreter.allocate_tensors()
+        details = interpreter.get_input_details()
+    for detail in details:
         interpreter.set_tensor(detail["index"], random_input(detail))
+    return [int(n) for n in details[0]["shape"]]
 
 
 def time_invocations(interpreter, runs=50, warmup=5):
     """Wall time of ``runs`` invocations after ``warmup`` on a fixed random input."""
-    set_random_inputs(interpreter)
+    shape = set_random_inputs(interpreter)
     timed_calls(interpreter.invoke, warmup)
     times = timed_calls(interpreter.invoke, runs)
     return Timing(median_ms=statistics.median(times), min_ms=min(times), max_ms=max(times),
-                  mean_ms=statistics.fmean(times), runs=runs)
+                  mean_ms=statistics.fmean(times), runs=runs, input_shape=shape)
 
 
 def measure_latency(model, num_threads=1, runs=50, warmup=5):

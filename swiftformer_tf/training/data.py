@@ -74,20 +74,29 @@ def tfds_split(name, split, data_dir=None) -> Split:
 
 
 def _list_folder(folder) -> Tuple[List[str], List[int], List[str]]:
+    """Images and labels of a folder with one subfolder per class (sorted names give the
+    label indices). Hidden folders (``.ipynb_checkpoints``, ``.git``) are not classes: one
+    would shift every label after it."""
     if not os.path.isdir(folder):
         raise DataError(f"{folder}: dataset folder not found")
-    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    if not classes:
-        raise DataError(f"{folder}: expected one subfolder per class (or train/ and val/)")
+    classes = sorted(d for d in os.listdir(folder)
+                     if os.path.isdir(os.path.join(folder, d)) and not d.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{folder}: expected one subfolder per class, at least two (or train/ "
+                        f"and val/); found {len(classes)}: {', '.join(classes) or 'none'}")
     paths, labels = [], []
     for index, name in enumerate(classes):
-        for root, _, files in sorted(os.walk(os.path.join(folder, name))):
+        found = 0
+        for root, dirs, files in sorted(os.walk(os.path.join(folder, name))):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for f in sorted(files):
-                if f.lower().endswith(TF_IMAGE_EXTENSIONS):
+                if f.lower().endswith(TF_IMAGE_EXTENSIONS) and not f.startswith("."):
                     paths.append(os.path.join(root, f))
                     labels.append(index)
-    if not paths:
-        raise DataError(f"{folder}: no images in its class subfolders")
+                    found += 1
+        if not found:
+            raise DataError(f"{os.path.join(folder, name)}: class folder without images "
+                            f"({', '.join(TF_IMAGE_EXTENSIONS)}); remove it or add images")
     return paths, labels, classes
 
 
@@ -119,6 +128,13 @@ def folder_splits(folder, val_split=0.1, seed=0) -> Tuple[Split, Split]:
     val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
     pick = lambda idx: ([paths[i] for i in idx], [labels[i] for i in idx], classes)  # noqa: E731
     return _files_split(*pick(train_idx)), _files_split(*pick(val_idx))
+
+
+def folder_eval_split(folder) -> Split:
+    """Every image of a folder to evaluate: its ``val/`` when it has one (a training folder
+    with ``train/`` and ``val/``), else all of its class subfolders."""
+    val = os.path.join(folder, "val")
+    return _files_split(*_list_folder(val if os.path.isdir(val) else folder))
 
 
 def synthetic_splits(train_count=6000, val_count=1000, size=80, seed=0) -> Tuple[Split, Split]:
