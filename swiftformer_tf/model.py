@@ -12,6 +12,7 @@ from swiftformer_tf import kernels
 from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
                                         assign_from_checkpoint, export_state_dict, pretrained,
                                         read_checkpoint)
+from swiftformer_tf.checkpoints.pretrained import one_line
 from swiftformer_tf.layers import (
     ATTENTION_MODES,
     PACKAGE,
@@ -336,7 +337,7 @@ def _load_keras(path, variant, overrides):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises many types for a damaged or foreign file
-        raise CheckpointError(f"{path}: not a loadable .keras file ({_one_line(err)})") from None
+        raise CheckpointError(f"{path}: not a loadable .keras file ({one_line(err)})") from None
     if not isinstance(model, SwiftFormer):
         raise CheckpointError(f"{path}: holds {type(model).__name__}, not a SwiftFormer")
     if variant not in (None, "auto") and get_config(variant).to_dict() != model.config.to_dict():
@@ -361,9 +362,6 @@ def _load_keras(path, variant, overrides):
 def _as_config_value(value):
     return list(value) if isinstance(value, tuple) else value
 
-
-def _one_line(err) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
 
 
 def _load_keras_file_weights(model, path):

@@ -167,7 +167,7 @@ def _download(spec: PretrainedFile, final: str) -> str:
         _remove(partial)
         if isinstance(err, KeyboardInterrupt):
             raise
-        raise WeightsUnavailableError(_unavailable(spec, _one_line(err))) from None
+        raise WeightsUnavailableError(_unavailable(spec, one_line(err))) from None
     problem = _check(spec, partial)
     if problem:
         _remove(partial)
@@ -209,7 +209,8 @@ def _socket_timeout(seconds):
         socket.setdefaulttimeout(previous)
 
 
-def _one_line(err) -> str:
+def one_line(err) -> str:
+    """An exception as one line of at most 300 characters, for one-line error messages."""
     text = " ".join(str(err).split())
     return text[:300] or type(err).__name__
 
