@@ -8,12 +8,14 @@ import shutil
 import subprocess
 from typing import List, Optional
 
+from swiftformer_tf.io_utils import CommandError
+
 ADB_INSTALL_HINT = ("install Android platform-tools (Debian/Ubuntu: `apt-get install adb`; "
                     "otherwise https://developer.android.com/tools/releases/platform-tools) "
                     "and put `adb` on PATH, or set ADB=/path/to/adb")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(CommandError, RuntimeError):
     """adb or the device cannot do what was asked; the message says what to do."""
 
 

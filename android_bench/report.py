@@ -10,22 +10,22 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+def report(argv):
     if len(argv) != 1 or argv[0].startswith("-"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     from android_bench.tables import load_results, make_plots, save_results
-    try:
-        results = load_results(argv[0])
-    except (FileNotFoundError, ValueError) as err:
-        print(f"report.py: error: {err}", file=sys.stderr)
-        return 2
+    results = load_results(argv[0])
     save_results(argv[0], results)
     plots = make_plots(argv[0], results)
     print(open(os.path.join(argv[0], "results.md")).read())
     print("plots: " + (", ".join(plots) or "none (no successful rows)"))
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("report.py", report, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -57,37 +57,29 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from android_bench.device import Adb, DeviceError
+def run(args):
+    from android_bench.device import Adb
     from android_bench.runner import DeviceRunner, HostRunner, run_matrix
     from android_bench.tables import load_results, make_plots, save_results
 
-    def fail(message):
-        print(f"run.py: error: {message}", file=sys.stderr)
-        return 2
-
     missing = [m for m in args.models if not os.path.isfile(m)]
     if missing:
-        return fail(f"model not found: {', '.join(missing)}")
-    try:
-        if args.host:
-            runner = HostRunner(args.runs, args.warmup)
-        else:
-            adb = Adb()
-            adb.select(args.serial)
-            runner = DeviceRunner(adb, args.benchmark_binary, args.runs, args.warmup,
-                                  args.cpu_mask, args.op_profiling, args.timeout, args.cooldown,
-                                  args.repeats)
-        info = runner.prepare()
-    except DeviceError as err:
-        return fail(str(err))
+        raise FileNotFoundError(f"model not found: {', '.join(missing)}")
+    if args.host:
+        runner = HostRunner(args.runs, args.warmup)
+    else:
+        adb = Adb()
+        adb.select(args.serial)
+        runner = DeviceRunner(adb, args.benchmark_binary, args.runs, args.warmup,
+                              args.cpu_mask, args.op_profiling, args.timeout, args.cooldown,
+                              args.repeats)
+    info = runner.prepare()
     results = {"host": args.host, "device": info, "rows": []}
     if args.resume and os.path.isfile(os.path.join(args.out, "results.json")):
         try:
             previous = load_results(args.out)
         except ValueError as err:
-            return fail(f"--resume: {err}")
+            raise ValueError(f"--resume: {err}") from None
         if previous.get("device", {}).get("serial") == info.get("serial"):
             results["rows"] = previous["rows"]
         else:
@@ -100,6 +92,11 @@ def main(argv=None):
           + "".join(f", {os.path.basename(p)}" for p in plots)
           + (f"; {failed} row(s) failed" if failed else ""))
     return 0 if failed < len(results["rows"]) else 1
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("run.py", lambda a: run(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

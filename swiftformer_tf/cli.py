@@ -30,31 +30,21 @@ def _parser():
     return p
 
 
-def _fail(message):
-    print(f"swiftformer-convert: error: {message}", file=sys.stderr)
-    return 2
-
-
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def convert_checkpoint(args):
     if args.output and not args.output.endswith(".keras"):
-        return _fail(f"{args.output}: the output must end in .keras")
+        raise ValueError(f"{args.output}: the output must end in .keras")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from swiftformer_tf.io_utils import cleanup_on_sigterm, import_tensorflow_quietly
-    cleanup_on_sigterm()  # a killed conversion leaves no hidden partial .keras file
+    from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
     from swiftformer_tf import load
-    from swiftformer_tf.checkpoints import CheckpointError, pretrained
-    from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
-    try:
-        if args.output:
-            check_writable(args.output)  # before a download
-        source = pretrained.resolve(args.checkpoint, None if args.variant == "auto" else args.variant)
-        output = args.output or os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
-        check_writable(output)
-        model = load(source, variant=args.variant, format=args.format, attention=args.attention)
-    except (CheckpointError, OutputError, ValueError) as err:
-        return _fail(str(err))
+    from swiftformer_tf.checkpoints import pretrained
+    from swiftformer_tf.io_utils import atomic_output, check_writable
+    if args.output:
+        check_writable(args.output)  # before a download
+    source = pretrained.resolve(args.checkpoint, None if args.variant == "auto" else args.variant)
+    output = args.output or os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
+    check_writable(output)
+    model = load(source, variant=args.variant, format=args.format, attention=args.attention)
     report, config = model.load_report, model.config
     wrapper = f" (state_dict under '{report.wrapper_key}')" if report.wrapper_key else ""
     print(f"format:      {report.format}{wrapper}")
@@ -64,13 +54,16 @@ def main(argv=None):
     print(f"attention:   {model.attention}")
     print(f"parameters:  {sum(int(w.numpy().size) for w in model.trainable_weights):,}")
     print(f"tensors:     all {report.used} checkpoint tensors used, every Keras weight set")
-    try:
-        with atomic_output(output) as tmp:
-            model.save(tmp)
-    except OSError as err:
-        return _fail(f"{output}: cannot write ({err})")
+    with atomic_output(output) as tmp:  # a kill or a full disk leaves no partial file
+        model.save(tmp)
     print(f"wrote:       {output}")
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("swiftformer-convert", lambda a: convert_checkpoint(_parser().parse_args(a)),
+                       argv)
 
 
 if __name__ == "__main__":

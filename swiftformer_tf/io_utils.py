@@ -1,26 +1,91 @@
-"""Small file helpers shared by the command-line tools."""
+"""Helpers shared by the command-line tools: the one error wrapper, argument types,
+atomic output files, a quiet TensorFlow import. Imports nothing of the package."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import sys
 import tempfile
 
+EXIT_ERROR = 2  # argparse's status for a bad command line; ours for any expected failure
 
-class OutputError(OSError):
+
+class CommandError(Exception):
+    """An expected failure (a bad file, dataset, device or setting) whose message is what
+    the user needs: the command-line tools print it as one line and exit with status 2."""
+
+
+class OutputError(CommandError, OSError):
     """An output path that cannot be written."""
+
+
+def one_line(err, limit=300) -> str:
+    """An exception as one line (of at most ``limit`` characters), for error messages."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror \
+            and not isinstance(err, CommandError):
+        text = f"{err.filename}: {err.strerror}"  # not "[Errno 28] No space left ...: 'f'"
+    else:
+        text = " ".join(str(err).split())
+    return (text[:limit] if limit else text) or type(err).__name__
+
+
+def run_command(prog, main, argv=None) -> int:
+    """Runs a command-line tool's ``main(argv)``, the same way for every tool.
+
+    An expected failure (``CommandError``, ``ValueError``, ``OSError``: a bad flag, file,
+    checkpoint, dataset or device, a full disk) prints ``prog: error: <one line>`` and
+    returns 2, with no traceback; ``SWIFTFORMER_TRACEBACK=1`` shows it. SIGTERM and Ctrl-C
+    unwind the program, so the ``finally`` blocks remove temporary files and folders.
+    """
+    global _terminated_by
+    _terminated_by = None
+    previous = cleanup_on_sigterm()
+    try:
+        status = main(argv)
+        _raise_if_terminated()
+        return status
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, ValueError, OSError) as err:
+        if os.environ.get("SWIFTFORMER_TRACEBACK"):
+            raise
+        print(f"{prog}: error: {one_line(err, limit=None)}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if previous is not None:  # a tool called as a function (tests) leaves no handler
+            import signal
+            signal.signal(signal.SIGTERM, previous)
+
+
+# The signal that unwound the program, if any. Libraries that call back into Python from C
+# (h5py writing a .keras file) can swallow the SystemExit the handler raises; outputs check
+# this before they are renamed into place, and run_command before it returns.
+_terminated_by = None
+
+
+def _raise_if_terminated():
+    if _terminated_by is not None:
+        raise SystemExit(128 + _terminated_by)
 
 
 def cleanup_on_sigterm():
     """Makes SIGTERM unwind the program like Ctrl-C does (as ``SystemExit(143)``), so the
-    temporary files and folders that ``finally`` blocks remove are removed on a kill too."""
+    temporary files and folders that ``finally`` blocks remove are removed on a kill too.
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
     import signal
+    import threading
 
     def unwind(signum, _frame):
+        global _terminated_by
+        _terminated_by = signum
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, unwind)
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, unwind)
 
 
 def positive_int(text) -> int:
@@ -62,9 +127,16 @@ def atomic_output(path):
     os.close(fd)
     os.unlink(tmp)  # writers such as keras' save() want to create the file themselves
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:
+            if isinstance(err, CommandError):
+                raise
+            # a full disk or quota while writing: name the output, not the temporary file
+            raise OutputError(f"{path}: cannot write ({err.strerror or one_line(err)})") from None
         if not os.path.exists(tmp):
             raise OutputError(f"{path}: nothing was written")
+        _raise_if_terminated()  # a kill during the write never yields a finished file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -12,7 +12,7 @@ from swiftformer_tf import kernels
 from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
                                         assign_from_checkpoint, export_state_dict, pretrained,
                                         read_checkpoint)
-from swiftformer_tf.checkpoints.pretrained import one_line
+from swiftformer_tf.io_utils import one_line
 from swiftformer_tf.layers import (
     ATTENTION_MODES,
     PACKAGE,

@@ -70,3 +70,119 @@ def test_a_huge_calibration_image_is_one_line(tmp_path, capsys):
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("convert.py:")]
     assert len(errors) == 1 and "huge.png: image too large to decode" in errors[0]
     assert not (tmp_path / "m.tflite").exists()
+
+
+# -- the one error wrapper -------------------------------------------------------------------
+COMMAND_LINE_TOOLS = ["tflite/convert.py", "tflite/benchmark.py", "training/train.py",
+                      "training/evaluate.py", "android_bench/run.py", "android_bench/report.py",
+                      "swiftformer_tf/cli.py"]
+
+
+@pytest.mark.parametrize("relative_path", COMMAND_LINE_TOOLS)
+def test_every_tool_reports_errors_through_the_one_wrapper(relative_path):
+    """Each tool's main() hands its work to io_utils.run_command, and none prints errors
+    of its own (a second wrapper would drift: other exit codes, tracebacks, no SIGTERM)."""
+    import ast
+    from conftest import ROOT
+    tree = ast.parse(open(os.path.join(ROOT, relative_path)).read())
+    functions = {f.name: f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
+    calls = {c.func.id for c in ast.walk(functions["main"])
+             if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+    assert "run_command" in calls
+    assert not {"fail", "_fail"} & set(functions)
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+             and isinstance(n.value, str)]
+    assert not [t for t in texts if ": error:" in t], "prints its own error lines"
+
+
+def test_the_wrapper_gives_one_line_status_2_and_restores_sigterm(capsys, monkeypatch):
+    import errno
+    import signal
+
+    from swiftformer_tf.io_utils import CommandError, run_command
+
+    def full_disk(_argv):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/out.tflite")
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_command("tool", full_disk) == 2
+    assert capsys.readouterr().err == "tool: error: /data/out.tflite: No space left on device\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    def multi_line(_argv):
+        raise CommandError("first\n  second")
+    assert run_command("tool", multi_line) == 2
+    assert capsys.readouterr().err == "tool: error: first second\n"
+
+    def interrupted(_argv):
+        raise KeyboardInterrupt
+    assert run_command("tool", interrupted) == 130
+    assert capsys.readouterr().err == "tool: interrupted\n"
+
+    def bug(_argv):
+        raise ZeroDivisionError("not an expected failure")
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_command("tool", bug)
+    monkeypatch.setenv("SWIFTFORMER_TRACEBACK", "1")
+    with pytest.raises(CommandError):
+        run_command("tool", multi_line)
+
+
+def _tiny_checkpoint(path, variant=None):
+    """An official-format checkpoint of a random model, written in code (safetensors)."""
+    from safetensors.numpy import save_file
+
+    import swiftformer_tf as sf
+    from swiftformer_tf.checkpoints import export_state_dict
+    model = sf.SwiftFormer(variant or {"depths": [1, 1, 1, 2], "widths": [8, 16, 24, 32]})
+    save_file(export_state_dict(model.weights), str(path))
+    return path
+
+
+def _converter(*args, **popen):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    return subprocess.Popen([sys.executable, "-m", "swiftformer_tf.cli", *map(str, args)],
+                            env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_a_full_disk_on_output_is_one_line_and_leaves_nothing(tmp_path):
+    """The disk fills while the .keras file is written. Simulated with a file-size limit
+    (RLIMIT_FSIZE, SIGXFSZ ignored): the kernel then fails the write with EFBIG exactly
+    where a full disk fails it with ENOSPC."""
+    import resource
+    import signal
+    checkpoint = _tiny_checkpoint(tmp_path / "tiny.safetensors")
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
+
+    process = _converter(checkpoint, "-o", tmp_path / "tiny.keras", preexec_fn=small_files)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2, err
+    assert err.strip().splitlines() == [
+        f"swiftformer-convert: error: {tmp_path / 'tiny.keras'}: cannot write (File too large)"]
+    assert os.listdir(tmp_path) == ["tiny.safetensors"]  # no partial, no hidden temporary
+
+
+def test_sigterm_while_saving_leaves_no_partial_keras_file(tmp_path):
+    """swiftformer-convert killed while it writes the .keras file (a large model, so that
+    the write lasts long enough to be caught) leaves neither the output nor its hidden
+    temporary file."""
+    import signal
+    import time
+    checkpoint = _tiny_checkpoint(tmp_path / "l3.safetensors", "L3")
+    out = tmp_path / "out"
+    out.mkdir()
+    process = _converter(checkpoint, "-o", out / "l3.keras")
+    deadline = time.time() + 300
+    while not [p for p in os.listdir(out) if p.endswith(".tmp.keras")]:
+        assert process.poll() is None and time.time() < deadline, "never reached the save"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert os.listdir(out) == []

@@ -104,6 +104,23 @@ def test_strict_loading_lists_missing_unexpected_and_misshaped(tiny_state, tmp_p
     assert "network.4.0.pwconv1.weight (128, 16, 1, 1) -> " in text and "(1, 1, 32, 128)" in text
 
 
+def test_the_tensor_that_sets_the_class_count_is_the_one_blamed(tiny_state, tmp_path):
+    """The class count comes from the heads; a wrong 'head.weight' must be named itself, not
+    through the right-shaped bias and distillation head that then disagree with the model."""
+    assert {"head.bias", "dist_head.weight", "dist_head.bias"} <= set(tiny_state)
+    classes, width = tiny_state["head.weight"].shape
+    for key, shape in (("head.weight", (classes + 3, width)), ("dist_head.bias", (7,))):
+        state = dict(tiny_state, **{key: np.zeros(shape, np.float32)})
+        save_file(state, str(tmp_path / "heads.safetensors"))
+        with pytest.raises(sf.CheckpointError) as err:
+            sf.load(tmp_path / "heads.safetensors")
+        assert str(err.value) == (
+            f"{tmp_path / 'heads.safetensors'}: '{key}' {shape} disagrees with "
+            + ", ".join(f"'{k}'" for k in ("head.weight", "head.bias", "dist_head.weight",
+                                            "dist_head.bias") if k != key)
+            + f" on the class count ({classes})")
+
+
 # -- formats ---------------------------------------------------------------------------------
 def test_timm_state_dict_reproduces_golden(golden_dir, tmp_path):
     tensors, _ = read_state_dict(os.path.join(golden_dir, "swiftformer_xs.pth"))

@@ -109,6 +109,40 @@ def test_evaluate_scores_every_image_of_a_folder(tmp_path, capsys):
     assert "has 3 output classes" in capsys.readouterr().err and not out.exists()
 
 
+def test_an_unreadable_image_is_named_and_left_out_on_request(tmp_path, capsys):
+    """tf.data stops on a file it cannot decode with an error that names no file; the tools
+    name it (--bad-images stop, the default) or leave it out and say so (skip)."""
+    import swiftformer_tf as sf
+    from conftest import load_script
+    sf.SwiftFormer(json.loads(TINY), num_classes=2).save(tmp_path / "tiny.keras")
+    _image_folder(tmp_path / "data", ["cat", "dog"], per_class=4)
+    broken = tmp_path / "data" / "dog" / "2b.png"  # sorts between good files
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))  # a PNG signature, then no image
+    evaluate = load_script("training/evaluate.py")
+    out = tmp_path / "result.json"
+    base = ["--model", str(tmp_path / "tiny.keras"), "--data", f"folder:{tmp_path / 'data'}",
+            "--image-size", "32", "--json", str(out)]
+    assert evaluate.main(base) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("evaluate.py:")]
+    assert len(errors) == 1 and f"{broken}: cannot decode this image (" in errors[0]
+    assert "remove it, or pass --bad-images skip" in errors[0] and not out.exists()
+    assert evaluate.main(base + ["--bad-images", "skip"]) == 0
+    assert json.loads(out.read_text())["images"] == 8
+    assert f"leaving out 1 unreadable image(s) of 9: {broken} (" in capsys.readouterr().err
+
+    train = load_script("training/train.py")
+    run = ["--variant", TINY, "--data", f"folder:{tmp_path / 'data'}", "--val-split", "0.25",
+           "--epochs", "1", "--batch-size", "2", "--image-size", "32", "--save-every", "0",
+           "--no-augment", "--warmup-epochs", "0"]
+    assert train.main(run + ["--output", str(tmp_path / "stop")]) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("train.py:")]
+    assert len(errors) == 1 and f"{broken}: cannot decode this image (" in errors[0]
+    assert not (tmp_path / "stop" / "model.keras").exists()
+    assert train.main(run + ["--bad-images", "skip", "--output", str(tmp_path / "skip")]) == 0
+    assert "leaving out 1 unreadable image(s) of " in capsys.readouterr().err
+    assert (tmp_path / "skip" / "model.keras").exists()
+
+
 def test_a_run_folder_belongs_to_one_run(tmp_path, capsys):
     from conftest import load_script
     train = load_script("training/train.py")

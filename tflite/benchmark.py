@@ -35,22 +35,18 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from swiftformer_tf.io_utils import OutputError, atomic_output, check_writable
+def benchmark(args):
+    from tqdm import tqdm
+
+    from swiftformer_tf.io_utils import atomic_output, check_writable
     from swiftformer_tf.lite.runtime import interleaved_latency, interpreter_class
-    try:
-        if args.csv:
-            check_writable(args.csv)
-        for path in args.models:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: no such file")
-        from tqdm import tqdm
-        times = interleaved_latency(args.models, args.threads, args.runs, args.warmup,
-                                    progress=lambda r: tqdm(r, desc="rounds", unit="round"))
-    except (FileNotFoundError, ValueError, OutputError) as err:
-        print(f"benchmark.py: error: {err}", file=sys.stderr)
-        return 2
+    if args.csv:
+        check_writable(args.csv)
+    for path in args.models:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such file")
+    times = interleaved_latency(args.models, args.threads, args.runs, args.warmup,
+                                progress=lambda r: tqdm(r, desc="rounds", unit="round"))
     rows = []
     for count in args.threads:
         base = statistics.median(times[(args.models[0], count)])
@@ -72,6 +68,11 @@ def main(argv=None):
             writer.writeheader()
             writer.writerows(rows)
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("benchmark.py", lambda a: benchmark(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

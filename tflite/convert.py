@@ -92,59 +92,50 @@ def load_model(args):
     return load(args.weights, variant=variant, **options), args.weights
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from swiftformer_tf.io_utils import cleanup_on_sigterm, import_tensorflow_quietly
-    cleanup_on_sigterm()  # a killed run leaves no SavedModel folder and no partial output
+def convert_and_report(args):
+    from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
     from tqdm import tqdm
 
-    from swiftformer_tf.io_utils import OutputError, check_writable, write_file, write_json
     from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.lite.calibration import CalibrationError, ImageSource
-    from swiftformer_tf.lite.converter import ExportError, convert
+    from swiftformer_tf.io_utils import check_writable, write_file, write_json
+    from swiftformer_tf.lite.calibration import ImageSource
+    from swiftformer_tf.lite.converter import convert
     from swiftformer_tf.lite.report import fidelity, format_summary
     from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,
                                              summarize_graph)
-    from swiftformer_tf.checkpoints import CheckpointError
 
-    def fail(message):
-        print(f"convert.py: error: {message}", file=sys.stderr)
-        return 2
+    model, weights = load_model(args)
+    output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
+    check_writable(output)
+    if args.report:
+        check_writable(args.report)
+    needs_images = args.quantize in ("int8", "int16x8") or not args.no_check
+    source = ImageSource(args.calibration, args.input_size) if needs_images else None
+    prepare = (lambda x: x) if args.include_preprocessing else normalize
+    calibration = []
+    if args.quantize in ("int8", "int16x8"):
+        bar = tqdm(source.calibration(args.num_calibration), total=args.num_calibration,
+                   desc="calibration images", unit="img")
+        calibration = [prepare(x) for x in bar]
+    check_images = []
+    if not args.no_check:
+        check_images = [prepare(x) for x in source.check(args.num_check,
+                                                         skip=args.num_calibration)]
 
-    try:
-        model, weights = load_model(args)
-        output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
-        check_writable(output)
-        if args.report:
-            check_writable(args.report)
-        needs_images = args.quantize in ("int8", "int16x8") or not args.no_check
-        source = ImageSource(args.calibration, args.input_size) if needs_images else None
-        prepare = (lambda x: x) if args.include_preprocessing else normalize
-        calibration = []
-        if args.quantize in ("int8", "int16x8"):
-            bar = tqdm(source.calibration(args.num_calibration), total=args.num_calibration,
-                       desc="calibration images", unit="img")
-            calibration = [prepare(x) for x in bar]
-        check_images = []
-        if not args.no_check:
-            check_images = [prepare(x) for x in source.check(args.num_check,
-                                                             skip=args.num_calibration)]
+    def keras_reference(x):
+        return model(x, training=False)
 
-        def keras_reference(x):
-            return model(x, training=False)
+    def cosine_of(flatbuffer):
+        return fidelity(keras_reference, TFLiteRunner(flatbuffer), check_images)["cosine_mean"]
 
-        def cosine_of(flatbuffer):
-            return fidelity(keras_reference, TFLiteRunner(flatbuffer), check_images)["cosine_mean"]
-
-        result = convert(model, args.quantize, args.input_size, args.dynamic_size, args.int8_io,
-                         calibration, debug_csv=args.debug_csv, selective_target=args.selective,
-                         fidelity_fn=cosine_of,
-                         progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"))
-        write_file(output, result.flatbuffer)
-    except (CheckpointError, CalibrationError, ExportError, OutputError, ValueError,
-            FileNotFoundError) as err:
-        return fail(str(err))
+    # a SIGTERM or Ctrl-C here unwinds through convert()'s cleanup: no SavedModel folder
+    # and no partial output are left (run_command)
+    result = convert(model, args.quantize, args.input_size, args.dynamic_size, args.int8_io,
+                     calibration, debug_csv=args.debug_csv, selective_target=args.selective,
+                     fidelity_fn=cosine_of,
+                     progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"))
+    write_file(output, result.flatbuffer)
 
     report = {"output": output, "variant": model.config.name, "weights": weights,
               "quantize": args.quantize, "int8_io": args.int8_io,
@@ -169,6 +160,11 @@ def main(argv=None):
     if args.report:
         write_json(args.report, report)
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("convert.py", lambda a: convert_and_report(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

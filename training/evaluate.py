@@ -32,73 +32,78 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=positive_int, default=224)
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     p.add_argument("--json", help="also write the result here")
+    p.add_argument("--bad-images", choices=["stop", "skip"], default="stop",
+                   help="an image file that cannot be decoded: stop naming it (default), or "
+                        "check every file first and leave such files out (named)")
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def evaluate(args):
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
     import numpy as np
     from tqdm import tqdm
 
-    from swiftformer_tf import CheckpointError, load
-    from swiftformer_tf.io_utils import OutputError, check_writable, write_json
+    from swiftformer_tf import load
+    from swiftformer_tf.io_utils import check_writable, write_json
     from swiftformer_tf.training import data as data_lib
-    from swiftformer_tf.training.trainer import TrainingError, evaluate_model
+    from swiftformer_tf.training.trainer import evaluate_model
 
-    def fail(message):
-        print(f"evaluate.py: error: {message}", file=sys.stderr)
-        return 2
+    if args.json:
+        check_writable(args.json)  # before the evaluation, not after it
+    if args.model.endswith(".tflite"):
+        if not os.path.isfile(args.model):
+            raise ValueError(f"{args.model}: no such file")
+        from swiftformer_tf.lite.runtime import TFLiteRunner
+        runner = TFLiteRunner(args.model)
+        preprocess_in_graph = False
+        model_classes = int(runner.output["shape"][-1])
 
-    try:
-        if args.json:
-            check_writable(args.json)  # before the evaluation, not after it
-        if args.model.endswith(".tflite"):
-            if not os.path.isfile(args.model):
-                raise ValueError(f"{args.model}: no such file")
-            from swiftformer_tf.lite.runtime import TFLiteRunner
-            runner = TFLiteRunner(args.model)
-            preprocess_in_graph = False
-            model_classes = int(runner.output["shape"][-1])
+        def predict(images):
+            return np.concatenate([runner(image[None]) for image in np.asarray(images)])
+    else:
+        model = load(args.model)
+        preprocess_in_graph = getattr(model, "include_preprocessing", False)
+        model_classes = model.num_classes if model.include_top else None
 
-            def predict(images):
-                return np.concatenate([runner(image[None]) for image in np.asarray(images)])
-        else:
-            model = load(args.model)
-            preprocess_in_graph = getattr(model, "include_preprocessing", False)
-            model_classes = model.num_classes if model.include_top else None
-
-            def predict(images):
-                return model(images, training=False)
-        kind, _, rest = args.data.partition(":")
-        if kind == "tfds":
-            name, _, split = rest.partition(":")
-            evaluation = data_lib.tfds_split(name, split or "validation", args.data_dir)
-        elif kind == "folder":  # all of it (its val/ if it has one), not a training split
-            evaluation = data_lib.folder_eval_split(os.path.expanduser(rest))
-        else:
-            evaluation = data_lib.resolve(args.data, args.data_dir)[1]
-        if model_classes != evaluation.num_classes:
-            raise ValueError(f"{args.model} has {model_classes or 'no'} output classes, "
-                             f"{args.data} has {evaluation.num_classes}: the labels would not "
-                             f"match, so the score would mean nothing")
-        dataset = data_lib.eval_dataset(evaluation, args.batch_size, args.image_size,
-                                        normalize=not preprocess_in_graph)
-        if args.limit:
-            dataset = dataset.unbatch().take(args.limit).batch(args.batch_size)
-        total = -(-min(evaluation.size, args.limit or evaluation.size) // args.batch_size)
+        def predict(images):
+            return model(images, training=False)
+    kind, _, rest = args.data.partition(":")
+    if kind == "tfds":
+        name, _, split = rest.partition(":")
+        evaluation = data_lib.tfds_split(name, split or "validation", args.data_dir)
+    elif kind == "folder":  # all of it (its val/ if it has one), not a training split
+        evaluation = data_lib.folder_eval_split(os.path.expanduser(rest))
+    else:
+        evaluation = data_lib.resolve(args.data, args.data_dir)[1]
+    if model_classes != evaluation.num_classes:
+        raise ValueError(f"{args.model} has {model_classes or 'no'} output classes, "
+                         f"{args.data} has {evaluation.num_classes}: the labels would not "
+                         f"match, so the score would mean nothing")
+    checking = lambda it: tqdm(it, total=len(evaluation.paths or ()),  # noqa: E731
+                               desc="checking image files", unit="img")
+    if args.bad_images == "skip":
+        evaluation = data_lib.without_unreadable(evaluation, checking)
+    dataset = data_lib.eval_dataset(evaluation, args.batch_size, args.image_size,
+                                    normalize=not preprocess_in_graph)
+    if args.limit:
+        dataset = dataset.unbatch().take(args.limit).batch(args.batch_size)
+    total = -(-min(evaluation.size, args.limit or evaluation.size) // args.batch_size)
+    with data_lib.naming_unreadable(evaluation, progress=checking):
         result = evaluate_model(predict, dataset,
                                 progress=lambda d: tqdm(d, total=total, desc="evaluating",
                                                         unit="batch"))
-    except (CheckpointError, data_lib.DataError, OutputError, TrainingError, ValueError) as err:
-        return fail(str(err))
     result.update(model=args.model, data=args.data)
     print(f"{args.model}: top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}% "
           f"on {result['images']} images ({args.data})")
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("evaluate.py", lambda a: evaluate(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

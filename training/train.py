@@ -58,6 +58,10 @@ def parse_args(argv=None):
                    help="BatchNorm statistics over all replicas (official: per replica)")
     p.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
     p.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    p.add_argument("--bad-images", choices=["stop", "skip"], default="stop",
+                   help="an image file of a folder dataset that cannot be decoded: stop naming "
+                        "it (default), or check every file first and leave such files out "
+                        "(named)")
     defaults = Recipe()
     for field in dataclasses.fields(Recipe):
         flag = "--" + field.name.replace("_", "-")
@@ -149,20 +153,16 @@ def claim_run_folder(output, run_config, resume, overwrite):
             f"starts over (deleting its files), or choose another --output")
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def train(args):
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     tf = import_tensorflow_quietly()
     import keras
+    from tqdm import tqdm
 
-    from swiftformer_tf import CheckpointError, SwiftFormer, load
-    from swiftformer_tf.io_utils import write_json
+    from swiftformer_tf import SwiftFormer, load
+    from swiftformer_tf.io_utils import CommandError, write_json
     from swiftformer_tf.training import data as data_lib
-    from swiftformer_tf.training.trainer import RunOptions, Trainer, TrainingError, make_strategy
-
-    def fail(message):
-        print(f"train.py: error: {message}", file=sys.stderr)
-        return 2
+    from swiftformer_tf.training.trainer import RunOptions, Trainer, make_strategy
 
     recipe = args.recipe
     if args.deterministic:
@@ -170,23 +170,27 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     if args.precision != "fp32":
         keras.mixed_precision.set_global_policy(args.precision)
-    try:
-        train, val = data_lib.resolve(args.data, args.data_dir, args.val_split, args.seed)
-        num_classes = args.num_classes or train.num_classes
-        strategy = make_strategy(args.strategy)
-        teacher_fn = build_teacher(args, num_classes)
-        model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
-                             distillation=teacher_fn is not None or args.teacher == "none",
-                             input_shape=(recipe.image_size, recipe.image_size, 3))
-        # --init: read and checked (strictly, by name) now, so a bad file fails before any
-        # training; the replicated model takes its weights in model_fn.
-        init = load(args.init, variant=args.variant, **model_options) if args.init else None
-        if init is not None:
-            print(f"init: {args.init}: {init.load_report or 'all weights of the .keras file'}"
-                  + (f" (heads re-initialised for {num_classes} classes)"
-                     if init.load_report and init.load_report.fresh_heads else ""))
-    except (CheckpointError, data_lib.DataError, TrainingError, ValueError) as err:
-        return fail(str(err))
+    train, val = data_lib.resolve(args.data, args.data_dir, args.val_split, args.seed)
+
+    def checking(*splits):
+        total = sum(len(split.paths or ()) for split in splits)
+        return lambda it: tqdm(it, total=total, unit="img", desc="checking image files")
+    if args.bad_images == "skip":
+        train = data_lib.without_unreadable(train, checking(train))
+        val = data_lib.without_unreadable(val, checking(val))
+    num_classes = args.num_classes or train.num_classes
+    strategy = make_strategy(args.strategy)
+    teacher_fn = build_teacher(args, num_classes)
+    model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
+                         distillation=teacher_fn is not None or args.teacher == "none",
+                         input_shape=(recipe.image_size, recipe.image_size, 3))
+    # --init: read and checked (strictly, by name) now, so a bad file fails before any
+    # training; the replicated model takes its weights in model_fn.
+    init = load(args.init, variant=args.variant, **model_options) if args.init else None
+    if init is not None:
+        print(f"init: {args.init}: {init.load_report or 'all weights of the .keras file'}"
+              + (f" (heads re-initialised for {num_classes} classes)"
+                 if init.load_report and init.load_report.fresh_heads else ""))
 
     def model_fn():
         model = SwiftFormer(args.variant, **model_options)
@@ -207,22 +211,20 @@ def main(argv=None):
                   "teacher": args.teacher, "replicas": strategy.num_replicas_in_sync}
     refusal = claim_run_folder(args.output, run_config, args.resume, args.overwrite)
     if refusal:
-        return fail(refusal)
+        raise CommandError(refusal)
     os.makedirs(args.output, exist_ok=True)
     write_json(os.path.join(args.output, "run_config.json"), run_config)
-    try:
-        trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
-                          teacher_fn, sync_batchnorm=args.sync_bn)
-        if args.resume:
-            restored = trainer.restore()
-            print(f"resumed from {restored} at step {int(trainer.step.numpy())}" if restored
-                  else "no checkpoint to resume from; starting afresh")
+    trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
+                      teacher_fn, sync_batchnorm=args.sync_bn)
+    if args.resume:
+        restored = trainer.restore()
+        print(f"resumed from {restored} at step {int(trainer.step.numpy())}" if restored
+              else "no checkpoint to resume from; starting afresh")
+    with data_lib.naming_unreadable(train, val, progress=checking(train, val)):
         result = trainer.fit()
-    except (TrainingError, data_lib.DataError) as err:
-        return fail(str(err))
-    paths = trainer.export()
-    final = trainer.evaluate()
-    ema = trainer.evaluate(use_ema=True)
+        paths = trainer.export()
+        final = trainer.evaluate()
+        ema = trainer.evaluate(use_ema=True)
     summary = {"steps": result["steps"], "seconds": round(result["seconds"], 1),
                "images_per_second": result["images_per_second"],
                "val_top1": final.get("top1"), "val_top5": final.get("top5"),
@@ -233,6 +235,11 @@ def main(argv=None):
           f"({result['images_per_second'] or 0:.1f} img/s), val top-1 {top1}, EMA top-1 "
           f"{100 * ema['top1']:.2f}% -> {paths['model']}" if ema else f"done -> {paths['model']}")
     return 0
+
+
+def main(argv=None):
+    from swiftformer_tf.io_utils import run_command
+    return run_command("train.py", lambda a: train(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,9 @@ RENAMES: Dict[str, Callable[[str], str]] = {
 MAX_DEPTH, MAX_WIDTH = 64, 2048
 
 
+HEAD_KEYS = ("head.weight", "head.bias", "dist_head.weight", "dist_head.bias")
+
+
 def detect_config(tensors: Dict[str, np.ndarray]) -> Tuple[SwiftFormerConfig, Optional[int], bool]:
     """Variant (or a custom config), class count and distillation, from official names.
 
@@ -201,8 +204,26 @@ def detect_config(tensors: Dict[str, np.ndarray]) -> Tuple[SwiftFormerConfig, Op
     if head is not None and head.ndim != 2:
         raise CheckpointError(f"'head.weight' has shape {tuple(head.shape)}, expected "
                               f"(classes, {widths[3]})")
-    num_classes = int(head.shape[0]) if head is not None else None
-    return config, num_classes, "dist_head.weight" in tensors
+    return config, _class_count(tensors), "dist_head.weight" in tensors
+
+
+def _class_count(tensors) -> Optional[int]:
+    """The class count the heads agree on. Built from 'head.weight' alone, a wrong one would
+    make the model's shapes blame the right-shaped bias and distillation head instead, so the
+    odd one out is named here."""
+    declared = {key: int(tensors[key].shape[0]) for key in HEAD_KEYS
+                if key in tensors and tensors[key].ndim >= 1}
+    if not declared:
+        return None
+    counts = list(declared.values())
+    majority = max(counts, key=lambda n: (counts.count(n), n == counts[0]))
+    odd = [k for k, n in declared.items() if n != majority]
+    if odd:
+        agree = ", ".join(f"'{k}'" for k, n in declared.items() if n == majority)
+        shapes = ", ".join(f"'{k}' {tuple(tensors[k].shape)}" for k in odd)
+        raise CheckpointError(f"{shapes} disagree{'s' if len(odd) == 1 else ''} with {agree} "
+                              f"on the class count ({majority})")
+    return declared.get("head.weight", majority)
 
 
 def read_checkpoint(path, format: str = "auto", variant: str = "auto") -> Checkpoint:

@@ -22,6 +22,7 @@ import socket
 from typing import Optional
 
 from swiftformer_tf.checkpoints.torch_pickle import CheckpointError
+from swiftformer_tf.io_utils import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -207,12 +208,6 @@ def _socket_timeout(seconds):
         yield
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def one_line(err) -> str:
-    """An exception as one line of at most 300 characters, for one-line error messages."""
-    text = " ".join(str(err).split())
-    return text[:300] or type(err).__name__
 
 
 def _remove(path):

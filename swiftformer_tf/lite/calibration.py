@@ -17,6 +17,7 @@ from typing import Iterator, List, Tuple
 import numpy as np
 
 from swiftformer_tf.imagenet import IMAGE_EXTENSIONS, eval_transform
+from swiftformer_tf.io_utils import CommandError
 
 # Real photographs (no drawings or synthetic charts), split so that the fidelity check
 # never sees a photograph used for calibration.
@@ -25,7 +26,7 @@ BUILTIN_CALIBRATION = ["astronaut", "chelsea", "motorcycle_left", "hubble_deep_f
 BUILTIN_CHECK = ["rocket", "motorcycle_right", "grace_hopper", "coffee"]
 
 
-class CalibrationError(ValueError):
+class CalibrationError(CommandError, ValueError):
     """A calibration source that cannot give images."""
 
 

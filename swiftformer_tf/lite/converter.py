@@ -21,6 +21,7 @@ from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 
+from swiftformer_tf.io_utils import CommandError
 from swiftformer_tf.lite.export_form import integer_form
 from swiftformer_tf.lite.reparameterize import reparameterize
 
@@ -32,7 +33,7 @@ APPROXIMATIONS = {
 }
 
 
-class ExportError(RuntimeError):
+class ExportError(CommandError, RuntimeError):
     """A conversion that cannot produce a valid model."""
 
 

@@ -4,19 +4,22 @@ resumed run can replay from any step."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from typing import Callable, List, Tuple
+import re
+import sys
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from swiftformer_tf.imagenet import TF_IMAGE_EXTENSIONS
+from swiftformer_tf.io_utils import CommandError
 from swiftformer_tf.training import augment
 
 
-
-class DataError(ValueError):
+class DataError(CommandError, ValueError):
     """A dataset that is not available; the message says how to get it."""
 
 
@@ -28,6 +31,8 @@ class Split:
     make: Callable[[], tf.data.Dataset]
     size: int
     class_names: List[str]
+    paths: Optional[List[str]] = None  # image files of a folder split, in order
+    labels: Optional[List[int]] = None
 
     @property
     def num_classes(self):
@@ -109,7 +114,82 @@ def _files_split(paths, labels, classes) -> Split:
     def make():
         ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int32)))
         return ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return Split(make, len(paths), classes)
+    return Split(make, len(paths), classes, list(paths), list(labels))
+
+
+# -- unreadable image files ------------------------------------------------------------------
+# tf.data stops on the first file it cannot decode with a TensorFlow error that names no
+# file. The files are found with the pipeline's own decode (what TensorFlow cannot read is
+# what counts), then named; --bad-images skip leaves them out instead.
+class UnreadableImages(DataError):
+    """Image files that cannot be decoded; ``files`` holds (path, reason) pairs."""
+
+    def __init__(self, files, hint=None):
+        self.files = files
+        path, reason = files[0]
+        more = f" (and {len(files) - 1} more unreadable)" if len(files) > 1 else ""
+        them = "them" if len(files) > 1 else "it"
+        hint = hint or f"remove {them}, or pass --bad-images skip to leave {them} out"
+        super().__init__(f"{path}: cannot decode this image ({reason}){more}; {hint}")
+
+
+def _decode_error(path) -> Optional[str]:
+    try:
+        _decode(path, 0)
+    except tf.errors.OpError as err:
+        text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", err.message.splitlines()[0])
+        return re.sub(r"\s*\[Op:\w+\].*$", "", text).strip() or type(err).__name__
+    return None
+
+
+def find_unreadable(paths, progress=None) -> List[Tuple[str, str]]:
+    """(path, reason) of every file among ``paths`` that the input pipeline cannot read or
+    decode, in one parallel pass; ``progress`` wraps the pass's iterator (a progress bar)."""
+    def check(path):
+        image, _ = _decode(path, 0)
+        return path, tf.shape(image)[0]
+
+    ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+        check, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    passes = ds.as_numpy_iterator()
+    readable = {p.decode() for p, _ in (progress(passes) if progress else passes)}
+    failed = [p for p in paths if p not in readable]
+    return [(p, _decode_error(p) or "unreadable") for p in failed]
+
+
+def _warn(message):
+    print(message, file=sys.stderr)
+
+
+def without_unreadable(split: Split, progress=None, warn=_warn) -> Split:
+    """``split`` less the image files it cannot decode (named in a warning)."""
+    if split.paths is None:
+        return split  # TFDS and synthetic data come decoded
+    bad = dict(find_unreadable(split.paths, progress))
+    if not bad:
+        return split
+    shown = "; ".join(f"{p} ({r})" for p, r in list(bad.items())[:3])
+    warn(f"warning: leaving out {len(bad)} unreadable image(s) of {split.size}: {shown}"
+         + (" ..." if len(bad) > 3 else ""))
+    kept = [(p, y) for p, y in zip(split.paths, split.labels) if p not in bad]
+    if not kept:
+        raise UnreadableImages(list(bad.items()), hint="no image of this split can be read")
+    return _files_split([p for p, _ in kept], [y for _, y in kept], split.class_names)
+
+
+@contextlib.contextmanager
+def naming_unreadable(*splits, progress=None):
+    """Turns the input pipeline's error on an undecodable file into ``UnreadableImages``
+    naming it (found by one pass over the folder splits' files, run only after the error)."""
+    try:
+        yield
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.PermissionDeniedError, tf.errors.DataLossError):
+        paths = [p for split in splits if split is not None and split.paths for p in split.paths]
+        bad = find_unreadable(paths, progress) if paths else []
+        if not bad:
+            raise
+        raise UnreadableImages(bad) from None
 
 
 def folder_splits(folder, val_split=0.1, seed=0) -> Tuple[Split, Split]:

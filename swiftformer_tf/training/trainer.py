@@ -15,11 +15,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from swiftformer_tf.io_utils import CommandError
 from swiftformer_tf.training import data as data_lib
 from swiftformer_tf.training.recipe import Recipe
 
 
-class TrainingError(RuntimeError):
+class TrainingError(CommandError, RuntimeError):
     """A run that cannot go on; the message says why and what is kept."""
 
 
