@@ -2,10 +2,10 @@
 
 import sys as _sys
 
-if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr
+if "tensorflow" not in _sys.modules:  # keep TF's C++ start-up banner off stderr, and run
     from swiftformer_tf.io_utils import import_tensorflow_quietly as _quiet_import
 
-    _quiet_import()
+    _quiet_import(start_runtime=False)  # no op: a multi-worker strategy must come first
 
 from swiftformer_tf.checkpoints import (Checkpoint, CheckpointError, LoadReport,
                                         UnsafeCheckpointError, read_checkpoint)

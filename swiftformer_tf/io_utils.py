@@ -166,20 +166,30 @@ def save_figure(fig, path, dpi=120) -> str:
     return path
 
 
-def import_tensorflow_quietly():
-    """Imports TensorFlow and Keras with the C++ start-up banner (oneDNN, CPU features)
-    kept off stderr, so that command-line errors stay one line. Python errors still show."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextlib.contextmanager
+def quiet_stderr():
+    """Keeps what C++ code writes straight to file descriptor 2 (TensorFlow's start-up
+    banner: oneDNN, CPU features, CUDA probing) off stderr inside the block."""
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import tensorflow as tf
-                import keras  # noqa: F401
-                tf.constant(0.0).numpy()  # the first op logs too
+                yield
             finally:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+def import_tensorflow_quietly(start_runtime=True):
+    """Imports TensorFlow and Keras without the C++ start-up banner, so command-line errors
+    stay one line. ``start_runtime`` also runs a first op (it logs too); training leaves it
+    to its tf.distribute strategy, which must be created before any op runs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_stderr():
+        import tensorflow as tf
+        import keras  # noqa: F401
+        if start_runtime:
+            tf.constant(0.0).numpy()
     return tf

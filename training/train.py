@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's fused
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # kernels are outside its determinism switch
 
+from swiftformer_tf.training.cluster import STRATEGIES  # noqa: E402
 from swiftformer_tf.training.recipe import Recipe, recipe_for  # noqa: E402
 from swiftformer_tf.variants import VARIANTS, get_config  # noqa: E402
 
@@ -35,8 +36,12 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", help="TFDS data dir")
     p.add_argument("--val-split", type=float, default=0.1,
                    help="validation fraction for a folder without train/ and val/")
-    p.add_argument("--strategy", default="auto",
-                   choices=["auto", "one_device", "mirrored", "multiworker", "tpu"])
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                   help="auto: all local GPUs (mirrored) or one device; multiworker: one "
+                        "process per machine, the cluster in TF_CONFIG (--batch-size is per "
+                        "replica); tpu: a TPU VM or pod")
+    p.add_argument("--cluster-timeout", type=float, default=300.0,
+                   help="seconds to wait for every TF_CONFIG worker to join (multiworker)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "mixed_bfloat16", "mixed_float16"])
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--teacher", default="none",
@@ -88,6 +93,8 @@ def parse_args(argv=None):
     args.recipe = dataclasses.replace(recipe, **overrides)
     if args.recipe.epochs < 1 or args.recipe.batch_size < 1 or args.recipe.image_size < 16:
         p.error("--epochs and --batch-size must be positive, --image-size at least 16")
+    if args.cluster_timeout <= 0:
+        p.error("--cluster-timeout must be positive")
     return args
 
 
@@ -155,15 +162,20 @@ def claim_run_folder(output, run_config, resume, overwrite):
 
 def train(args):
     from swiftformer_tf.io_utils import import_tensorflow_quietly
-    tf = import_tensorflow_quietly()
+    from swiftformer_tf.training import cluster
+    tf = import_tensorflow_quietly(start_runtime=False)
+    # before any TensorFlow op: collectives must be configured at program start
+    strategy = cluster.make_strategy(args.strategy, cluster_timeout=args.cluster_timeout)
     import keras
     from tqdm import tqdm
 
     from swiftformer_tf import SwiftFormer, load
     from swiftformer_tf.io_utils import CommandError, write_json
     from swiftformer_tf.training import data as data_lib
-    from swiftformer_tf.training.trainer import RunOptions, Trainer, make_strategy
+    from swiftformer_tf.training.trainer import RunOptions, Trainer
 
+    chief = cluster.is_chief(strategy)
+    print(f"strategy: {cluster.describe(strategy)}")
     recipe = args.recipe
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -179,7 +191,6 @@ def train(args):
         train = data_lib.without_unreadable(train, checking(train))
         val = data_lib.without_unreadable(val, checking(val))
     num_classes = args.num_classes or train.num_classes
-    strategy = make_strategy(args.strategy)
     teacher_fn = build_teacher(args, num_classes)
     model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
                          distillation=teacher_fn is not None or args.teacher == "none",
@@ -209,22 +220,38 @@ def train(args):
     run_config = {"variant": args.variant, "data": args.data, "num_classes": num_classes,
                   "recipe": dataclasses.asdict(recipe), "seed": args.seed,
                   "teacher": args.teacher, "replicas": strategy.num_replicas_in_sync}
-    refusal = claim_run_folder(args.output, run_config, args.resume, args.overwrite)
-    if refusal:
-        raise CommandError(refusal)
-    os.makedirs(args.output, exist_ok=True)
-    write_json(os.path.join(args.output, "run_config.json"), run_config)
+    if chief:  # the other workers of a cluster never touch the run folder
+        refusal = claim_run_folder(args.output, run_config, args.resume, args.overwrite)
+        if refusal:
+            raise CommandError(refusal)
+        os.makedirs(args.output, exist_ok=True)
+        write_json(os.path.join(args.output, "run_config.json"), run_config)
     trainer = Trainer(model_fn, recipe, train, val, options, augmentation, strategy,
                       teacher_fn, sync_batchnorm=args.sync_bn)
-    if args.resume:
-        restored = trainer.restore()
-        print(f"resumed from {restored} at step {int(trainer.step.numpy())}" if restored
-              else "no checkpoint to resume from; starting afresh")
-    with data_lib.naming_unreadable(train, val, progress=checking(train, val)):
-        result = trainer.fit()
-        paths = trainer.export()
-        final = trainer.evaluate()
-        ema = trainer.evaluate(use_ema=True)
+    try:
+        if args.resume:
+            restored = trainer.restore()
+            print(f"resumed from {restored} at step {int(trainer.step.numpy())}" if restored
+                  else "no checkpoint to resume from; starting afresh")
+        with data_lib.naming_unreadable(train, val, progress=checking(train, val)):
+            result = trainer.fit()
+            paths = trainer.export()
+            final = trainer.evaluate()
+            ema = trainer.evaluate(use_ema=True)
+    except cluster.lost_peer_errors() as err:
+        lines = [line.strip() for line in err.message.splitlines() if line.strip()]
+        detail = next((line for line in lines if "unhealthy" in line or "heartbeat" in line),
+                      lines[-1] if lines else type(err).__name__)
+        raise cluster.ClusterError(
+            f"another worker of the cluster stopped or cannot be reached ({detail[:200]}); "
+            f"restart every worker with --resume to continue from the last checkpoint in "
+            f"{args.output}") from None
+    finally:
+        trainer.close()
+    if not chief:
+        print(f"done: worker {strategy.task.index}, {result['steps']} steps (the chief "
+              f"writes {args.output})")
+        return 0
     summary = {"steps": result["steps"], "seconds": round(result["seconds"], 1),
                "images_per_second": result["images_per_second"],
                "val_top1": final.get("top1"), "val_top5": final.get("top5"),

@@ -8,6 +8,8 @@ import csv
 import dataclasses
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Optional
 
@@ -16,31 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from swiftformer_tf.io_utils import CommandError
+from swiftformer_tf.training import cluster
 from swiftformer_tf.training import data as data_lib
 from swiftformer_tf.training.recipe import Recipe
 
 
 class TrainingError(CommandError, RuntimeError):
     """A run that cannot go on; the message says why and what is kept."""
-
-
-# -- distribution ----------------------------------------------------------------------------
-def make_strategy(name="auto", devices=None):
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise TrainingError("--strategy multiworker needs TF_CONFIG describing the cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy(devices)
-    if name in ("auto", "one_device"):
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    raise TrainingError(f"unknown strategy {name!r}")
 
 
 # -- optimisation ----------------------------------------------------------------------------
@@ -128,6 +112,12 @@ class Trainer:
         self.options, self.augmentation, self.strategy = options, augmentation, strategy
         self.replicas = strategy.num_replicas_in_sync
         self.global_batch = options.batch_size * self.replicas
+        # Only the chief writes the run folder; the other workers of a cluster take part in
+        # saving (it may run collectives) but write to a folder of their own, removed by
+        # close(). Every worker restores from the chief's checkpoints.
+        self.chief = cluster.is_chief(strategy)
+        self.write_dir = options.output if self.chief else tempfile.mkdtemp(
+            prefix="swiftformer_worker_")
         self.steps_per_epoch = data_lib.steps_per_epoch(train, self.global_batch)
         with strategy.scope():
             self.model = model_fn()
@@ -158,7 +148,7 @@ class Trainer:
             optimizer=[_tf_variable(v) for v in self.optimizer.variables],
             ema=self.ema, step=self.step)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(options.output, "checkpoints"),
+            self.checkpoint, os.path.join(self.write_dir, "checkpoints"),
             max_to_keep=options.keep_checkpoints)
         self._train_step = self._make_train_step()
 
@@ -249,23 +239,30 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def restore(self) -> Optional[str]:
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(os.path.join(self.options.output, "checkpoints"))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return latest
 
+    def close(self):
+        """Removes a non-chief worker's own folder."""
+        if not self.chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
     def fit(self, log=print):
         options, steps = self.options, self.steps_per_epoch
-        os.makedirs(options.output, exist_ok=True)
+        os.makedirs(self.write_dir, exist_ok=True)
         total = options.epochs * steps
         if options.max_steps:
             total = min(total, options.max_steps)
-        csv_path = os.path.join(options.output, "log.csv")
-        writer = tf.summary.create_file_writer(os.path.join(options.output, "tensorboard"))
+        csv_path = os.path.join(self.write_dir, "log.csv")
+        writer = tf.summary.create_file_writer(os.path.join(self.write_dir, "tensorboard")) \
+            if self.chief else tf.summary.create_noop_writer()
+        log = log if self.chief else None
         start_step = int(self.step.numpy())
         started = time.time()
         history = []
-        last_good = self.manager.latest_checkpoint
+        last_good = tf.train.latest_checkpoint(os.path.join(options.output, "checkpoints"))
         while int(self.step.numpy()) < total:
             current = int(self.step.numpy())
             epoch, skip = divmod(current, steps)
@@ -310,7 +307,7 @@ class Trainer:
                     if row[key] is not None:
                         tf.summary.scalar(key.replace("_", "/"), row[key], step=row["step"])
             new = not os.path.exists(csv_path)
-            with open(csv_path, "a", newline="") as f:
+            with open(csv_path, "a", newline="") as f:  # a worker's own copy is removed
                 out = csv.DictWriter(f, fieldnames=list(row))
                 if new:
                     out.writeheader()
@@ -326,13 +323,13 @@ class Trainer:
     def export(self):
         """Saves the final model and its EMA copy as .keras files."""
         paths = {}
-        model_path = os.path.join(self.options.output, "model.keras")
+        model_path = os.path.join(self.write_dir, "model.keras")
         self.model.save(model_path)
         paths["model"] = model_path
         backup = [tf.convert_to_tensor(w) for w in self.model.weights]
         for weight, average in zip(self.model.weights, self.ema):
             weight.assign(average)
-        ema_path = os.path.join(self.options.output, "model_ema.keras")
+        ema_path = os.path.join(self.write_dir, "model_ema.keras")
         self.model.save(ema_path)
         paths["ema"] = ema_path
         for weight, value in zip(self.model.weights, backup):
