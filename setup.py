@@ -5,6 +5,9 @@ TFLITE = ["ai-edge-litert==2.3.0", "pillow>=10", "tqdm>=4.60", "scikit-image>=0.
 TRAIN = ["tensorflow-datasets>=4.9", "tensorboard>=2.16", "tqdm>=4.60", "pillow>=10",
          "matplotlib>=3.7"]
 PLOTS = ["matplotlib>=3.7"]
+# Intel OpenVINO's NPU compiler plugin: the one AOT target that compiles on any x86-64 host
+# (CPU graph backend); the phone vendors' SDK packages are installed by hand (README).
+NPU = ["ai-edge-litert-sdk-intel==2.3.0"]
 TEST = ["pytest>=8", "torch==2.13.0", "transformers>=4.41"]
 
 setup(
@@ -22,8 +25,9 @@ setup(
         "tflite": TFLITE,
         "train": TRAIN,
         "plots": PLOTS,
-        "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS)),
-        "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST)),
+        "npu": NPU,
+        "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS + NPU)),
+        "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST + NPU)),
     },
     entry_points={"console_scripts": ["swiftformer-convert=swiftformer_tf.cli:main"]},
     license="Apache-2.0",

@@ -1,5 +1,7 @@
-"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``nnapi``); the flags each
-one means depend on the tool (android_bench/tools.py)."""
+"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``npu``, ``nnapi``); the flags
+each one means depend on the tool (android_bench/tools.py). ``npu`` is LiteRT's NPU path
+(a model compiled ahead of time by ``tflite/compile_npu.py``, run through the vendor's
+dispatch library), the successor of NNAPI."""
 
 from __future__ import annotations
 
@@ -12,14 +14,14 @@ NNAPI_DEPRECATED_SDK = 35  # Android 15
 @dataclasses.dataclass(frozen=True)
 class Config:
     name: str
-    backend: str  # cpu | gpu | nnapi
+    backend: str  # cpu | gpu | npu | nnapi
     threads: int = 1
     fp16: bool = False
 
     @property
     def delegate(self):
         """The delegate this configuration asks for, as the log parser names it."""
-        return {"gpu": "GPU", "nnapi": "NNAPI"}.get(self.backend)
+        return {"gpu": "GPU", "npu": "NPU", "nnapi": "NNAPI"}.get(self.backend)
 
 
 def parse_config(text: str) -> Config:
@@ -31,9 +33,9 @@ def parse_config(text: str) -> Config:
         return Config(name, "cpu", threads=int(arg))
     if kind == "gpu" and arg in ("", "fp32", "fp16"):
         return Config(name, "gpu", fp16=arg == "fp16")
-    if kind == "nnapi" and arg == "":
-        return Config(name, "nnapi")
-    raise ValueError(f"unknown config {text!r}: use cpu:N, gpu, gpu:fp16 or nnapi")
+    if kind in ("npu", "nnapi") and arg == "":
+        return Config(name, kind)
+    raise ValueError(f"unknown config {text!r}: use cpu:N, gpu, gpu:fp16, npu or nnapi")
 
 
 def parse_configs(text: str) -> List[Config]:

@@ -25,12 +25,17 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help=".tflite files")
     p.add_argument("--configs", default="cpu:1,cpu:4,gpu,gpu:fp16,nnapi",
-                   help="comma-separated: cpu:N, gpu (fp32), gpu:fp16, nnapi")
+                   help="comma-separated: cpu:N, gpu (fp32), gpu:fp16, npu (LiteRT's NPU "
+                        "path: a model from tflite/compile_npu.py and benchmark_litert_model), "
+                        "nnapi")
     p.add_argument("--host", action="store_true", help="run on this machine (LiteRT)")
     p.add_argument("--serial", help="device serial when several are connected")
     p.add_argument("--benchmark-binary", default="android_aarch64_benchmark_model",
                    help="TFLite's benchmark_model or LiteRT's benchmark_litert_model binary "
                         "for the device")
+    p.add_argument("--npu-libs", metavar="DIR",
+                   help="folder of the NPU dispatch library and the vendor's runtime "
+                        "libraries (.so) to push for npu rows (see README)")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=1,
@@ -72,7 +77,7 @@ def run(args):
         adb.select(args.serial)
         runner = DeviceRunner(adb, args.benchmark_binary, args.runs, args.warmup,
                               args.cpu_mask, args.op_profiling, args.timeout, args.cooldown,
-                              args.repeats)
+                              args.repeats, npu_libs=args.npu_libs)
     info = runner.prepare()
     results = {"host": args.host, "device": info, "rows": []}
     if args.resume and os.path.isfile(os.path.join(args.out, "results.json")):

@@ -17,6 +17,8 @@ from android_bench.parsing import failure_reason, parse_benchmark_output
 from android_bench.tools import LITERT, BenchmarkTool, UnsupportedConfig, detect_tool
 
 REMOTE_DIR = "/data/local/tmp"
+# The NPU dispatch library and the vendor's runtime libraries go here (--npu-libs).
+REMOTE_NPU_DIR = f"{REMOTE_DIR}/swiftformer_npu"
 
 
 def remote_path(local: str) -> str:
@@ -42,17 +44,27 @@ def model_labels(models: List[str]) -> dict:
             depth += 1
         labels[model] = "/".join(parts[-depth:])
     return labels
-# LiteRT's strict GPU run fails this way when the GPU cannot take every op, rather than
-# because there is no GPU.
+# LiteRT's strict GPU or NPU run fails this way when the accelerator cannot take every op,
+# rather than because there is no such accelerator.
 _NOT_FULLY_ACCELERATED = ("not accelerated", "not fully accelerated", "full delegation",
                           "fully delegated")
 
 
-def _marks(config: Config, status: Optional[str], sdk: Optional[int]) -> List[str]:
+def _marks(config: Config, status: Optional[str], sdk: Optional[int],
+           precompiled: Optional[bool] = None) -> List[str]:
     """``partial``: the delegate ran part of the graph; ``cpu-fallback``: it ran none of it
-    (or the log shows no sign it ran), so the number is a CPU number."""
+    (or the log shows no sign it ran), so the number is a CPU number. NPU rows say
+    ``npu-full`` or ``npu-partial``, and ``not-precompiled`` for a model that was not
+    compiled ahead of time (only a device with the vendor's compiler can compile it)."""
     marks = []
-    if config.delegate:
+    if config.backend == "npu":
+        # "unknown": a host run of a model not compiled ahead of time (LiteRT compiled it)
+        mark = {"full": "npu-full", "partial": "npu-partial", "unknown": None}.get(
+            status, "cpu-fallback")
+        marks += [mark] if mark else []
+        if precompiled is False:
+            marks.append("not-precompiled")
+    elif config.delegate:
         if status == "partial":
             marks.append("partial")
         elif status != "full":
@@ -85,13 +97,27 @@ def _delegation_fields(delegates: dict, config: Config) -> dict:
                           for name, r in delegates.items()}}
 
 
+def _precompiled(model: str, config: Config) -> Optional[bool]:
+    """For NPU rows: does the model hold NPU partitions compiled ahead of time?"""
+    if config.backend != "npu":
+        return None
+    from swiftformer_tf.lite.npu import DISPATCH_OP, op_histogram
+    try:
+        with open(model, "rb") as f:
+            return DISPATCH_OP in op_histogram(f.read())
+    except Exception:  # not a flatbuffer we can read: say nothing rather than guess
+        return None
+
+
 class DeviceRunner:
     """A benchmark tool on a phone: pushes it and the models, runs each configuration with
     the flags that tool defines, and reads its output."""
 
     def __init__(self, adb: Adb, binary: str, runs: int, warmup: int, cpu_mask=None,
-                 op_profiling=False, timeout=600.0, cooldown=0.0, repeats=1, log=print):
+                 op_profiling=False, timeout=600.0, cooldown=0.0, repeats=1, log=print,
+                 npu_libs: Optional[str] = None):
         self.adb, self.binary, self.runs, self.warmup = adb, binary, runs, warmup
+        self.npu_libs = npu_libs
         self.cpu_mask, self.op_profiling = cpu_mask, op_profiling
         self.timeout, self.cooldown, self.repeats, self.log = timeout, cooldown, repeats, log
         self.remote_binary = remote_path(binary)
@@ -113,6 +139,8 @@ class DeviceRunner:
         if self.info.get("abi") and "arm64" in self.info["abi"] and "aarch64" not in \
                 os.path.basename(self.binary) and "arm" in os.path.basename(self.binary):
             self.log(f"warning: {self.binary} may not match the device ABI {self.info['abi']}")
+        if self.npu_libs:
+            self._push_npu_libs()
         usage = self.adb.shell(f"{shlex.quote(self.remote_binary)} --help", timeout=60)
         self.tool = detect_tool(usage.stdout + usage.stderr, self.binary)
         how = f"{len(self.tool.flags)} flags from its --help" if self.tool.flags else \
@@ -121,10 +149,31 @@ class DeviceRunner:
         self.info["benchmark_tool"] = self.tool.kind
         return self.info
 
-    def command(self, remote_model, config: Config, strict_gpu=True) -> str:
+    def _push_npu_libs(self):
+        """The dispatch library and the vendor runtime (e.g. Qualcomm's libQnnHtp.so,
+        libQnnSystem.so, libQnnHtpV75Stub.so / Skel.so) from the --npu-libs folder."""
+        if not os.path.isdir(self.npu_libs):
+            raise DeviceError(f"--npu-libs {self.npu_libs}: not a folder")
+        libraries = sorted(f for f in os.listdir(self.npu_libs) if ".so" in f)
+        if not libraries:
+            raise DeviceError(f"--npu-libs {self.npu_libs}: no .so files in it (the dispatch "
+                              f"library and the vendor's runtime libraries, see README)")
+        self.adb.shell(f"mkdir -p {REMOTE_NPU_DIR}", timeout=60)
+        for name in libraries:
+            if re.search(r"[^A-Za-z0-9._+-]", name):
+                raise DeviceError(f"--npu-libs: {name!r}: unsafe file name for the device shell")
+            self.adb.push(os.path.join(self.npu_libs, name), f"{REMOTE_NPU_DIR}/{name}")
+        self.log(f"pushed {len(libraries)} NPU libraries to {REMOTE_NPU_DIR}")
+
+    def command(self, remote_model, config: Config, strict=True) -> str:
+        npu_dir = REMOTE_NPU_DIR if config.backend == "npu" and self.npu_libs else None
         flags = [f"--graph={shlex.quote(remote_model)}", *self.tool.command_flags(
-            config, self.runs, self.warmup, self.op_profiling, strict_gpu)]
+            config, self.runs, self.warmup, self.op_profiling, strict, npu_dir)]
         prefix = f"taskset {self.cpu_mask} " if self.cpu_mask else ""
+        if npu_dir:
+            # the dispatch library loads the vendor runtime; Qualcomm's DSP side reads ADSP_*
+            prefix = f"LD_LIBRARY_PATH={npu_dir}:$LD_LIBRARY_PATH ADSP_LIBRARY_PATH={npu_dir} " \
+                + prefix
         return prefix + " ".join([shlex.quote(self.remote_binary)] + flags)
 
     def _invoke(self, command):
@@ -149,7 +198,7 @@ class DeviceRunner:
         except UnsupportedConfig as err:
             return _row(model, config, status="failed", reason=str(err), tool=self.tool.kind,
                         **(self.info or {}))
-        litert_gpu = self.tool.kind == LITERT and config.backend == "gpu"
+        litert_accelerator = self.tool.kind == LITERT and config.backend in ("gpu", "npu")
         try:
             if model not in self.pushed:
                 self.adb.push(model, remote)
@@ -158,13 +207,14 @@ class DeviceRunner:
             for _ in range(self.repeats):
                 output, parsed, code = self._invoke(command)
                 outputs.append(output)
-                if litert_gpu and proved is None:
+                if litert_accelerator and proved is None:
                     proved = parsed["avg_ms"] is not None and code == 0
                     if not proved:
-                        # Not every op went to the GPU, or there is no GPU: run again with
-                        # the CPU as fallback and say which from the strict run's log.
-                        note = "strict GPU run failed: " + failure_reason(output, code)
-                        command = self.command(remote, config, strict_gpu=False)
+                        # Not every op went to the accelerator, or there is none: run again
+                        # with the CPU as fallback and say which from the strict run's log.
+                        note = f"strict {config.delegate} run failed: " + \
+                            failure_reason(output, code)
+                        command = self.command(remote, config, strict=False)
                         output, parsed, code = self._invoke(command)
                         outputs.append(output)
                 if code != 0 or parsed["avg_ms"] is None:
@@ -176,9 +226,9 @@ class DeviceRunner:
             return _row(model, config, status="failed", reason=f"timed out: {err}",
                         tool=self.tool.kind, **(self.info or {}))
         fields = _delegation_fields(parsed.pop("delegates"), config)
-        if litert_gpu:
+        if litert_accelerator:
             # benchmark_litert_model prints nothing about delegation: the strict run is the
-            # proof of a full GPU row.
+            # proof of a full GPU or NPU row.
             strict_log = outputs[0].lower()
             if proved:
                 fields["delegate_status"] = "full"
@@ -189,7 +239,8 @@ class DeviceRunner:
             fields["delegate_note"] = note
         return _row(model, config, **(self.info or {}), **parsed, **fields,
                     median_ms=statistics.median(averages), repeat_avgs_ms=averages,
-                    command=command, marks=_marks(config, fields["delegate_status"], sdk),
+                    command=command, marks=_marks(config, fields["delegate_status"], sdk,
+                                                  _precompiled(model, config)),
                     log="\n".join(outputs))
 
 
@@ -214,6 +265,8 @@ class HostRunner:
                         **self.info)
         if config.backend == "gpu":
             return self._run_gpu(model, config)
+        if config.backend == "npu":
+            return self._run_npu(model, config)
         try:
             start = time.perf_counter()
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -260,6 +313,26 @@ class HostRunner:
                     nodes_total=None if check.cpu_ops is None else check.gpu_ops + check.cpu_ops,
                     fallback_ops=sorted(check.rejected_ops),
                     fallback_reasons=check.rejected_ops, marks=marks)
+
+
+    def _run_npu(self, model, config):
+        """LiteRT's NPU accelerator with Intel OpenVINO's dispatch library on its CPU graph
+        backend, in a child process: the only NPU path an x86-64 host has. Delegation is
+        real; the row is marked ``host-openvino-cpu`` so its latency is never read as an
+        NPU's."""
+        from swiftformer_tf.lite.npu import DISPATCH_OP, run_on_npu
+        run = run_on_npu(model, runs=self.runs, warmup=self.warmup)
+        if run.status == "failed":
+            return _row(model, config, status="failed", reason=run.reason[:300], **self.info)
+        timings = run.timings
+        marks = _marks(config, run.status, None, run.status != "unknown") + ["host-openvino-cpu"]
+        return _row(model, config, **self.info, tool="litert-compiled-model-npu",
+                    first_ms=timings.get("first_ms"), avg_ms=timings.get("avg_ms"),
+                    median_ms=timings.get("median_ms"), min_ms=timings.get("min_ms"),
+                    max_ms=timings.get("max_ms"), std_ms=timings.get("std_ms"),
+                    runs=timings.get("runs"), delegate="NPU", delegate_status=run.status,
+                    fallback_ops=sorted(op for op in run.ops if op != DISPATCH_OP),
+                    marks=marks)
 
 
 def run_matrix(runner, models: List[str], configs: List[Config], results: dict,

@@ -85,11 +85,17 @@ def markdown_table(results: dict) -> str:
     lines += ["", "Marks: `partial` = the delegate ran only part of the graph (the rest on the "
               "CPU; the ops it rejected are in results.csv); `cpu-fallback` = the delegate ran "
               "none of it, or the log shows no sign it ran, so the number is a CPU number; "
-              "`nnapi-deprecated` = NNAPI on Android 15+."]
+              "`nnapi-deprecated` = NNAPI on Android 15+; `npu-full` / `npu-partial` = the NPU "
+              "ran all / part of the graph (proved by a run that forbids the CPU); "
+              "`not-precompiled` = the model was not compiled ahead of time for an NPU."]
     if any("software-gpu" in (r.get("marks") or []) for r in rows):
         lines += ["", "`software-gpu`: LiteRT's GPU accelerator on a software Vulkan driver "
                   "(Mesa lavapipe, on this machine's CPU). Its delegation and numerics are "
                   "real; its latency means nothing for any GPU, a phone's least of all."]
+    if any("host-openvino-cpu" in (r.get("marks") or []) for r in rows):
+        lines += ["", "`host-openvino-cpu`: LiteRT's NPU path on this machine, Intel OpenVINO's "
+                  "dispatch library on its CPU graph backend. What the NPU compiler took is "
+                  "real; the latency is a CPU's, not an NPU's."]
     return "\n".join(lines) + "\n"
 
 
@@ -107,10 +113,10 @@ def make_plots(folder, results: dict) -> list:
 
     from swiftformer_tf.io_utils import save_figure
     from swiftformer_tf.variants import VARIANTS
-    # A software GPU's latency means nothing: such rows stay in the tables, marked, but are
-    # not plotted as latencies.
+    # The latency of a software GPU or of the host's NPU path (a CPU) means nothing: such
+    # rows stay in the tables, marked, but are not plotted as latencies.
     rows = [r for r in results["rows"] if r["status"] == "ok"
-            and "software-gpu" not in (r.get("marks") or [])]
+            and not {"software-gpu", "host-openvino-cpu"} & set(r.get("marks") or [])]
     if not rows:
         return []
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -126,14 +132,14 @@ def make_plots(folder, results: dict) -> list:
         bars = ax.bar(np.arange(len(models)) + j * width, values, width, label=config)
         for bar, model in zip(bars, models):
             row = next((r for r in rows if r["model"] == model and r["config"] == config), None)
-            if row and row.get("marks"):
+            if row and set(row.get("marks") or []) - {"npu-full"}:
                 ax.annotate("*", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom")
     ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2)
     ax.set_xticklabels(models, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("median latency (ms)")
-    ax.set_title("Latency per configuration\n(* = partial, cpu-fallback or nnapi-deprecated; "
-                 "software-GPU rows not plotted)", fontsize=10)
+    ax.set_title("Latency per configuration\n(* = partial, cpu-fallback, not-precompiled or "
+                 "nnapi-deprecated; software-GPU and host NPU rows not plotted)", fontsize=10)
     ax.legend(fontsize=8)
     written.append(save_figure(fig, os.path.join(folder, "latency_per_config.png")))
 

@@ -6,10 +6,11 @@ each. Only flags the binary defines are passed: its ``--help`` lists them.
   fp16), ``--use_nnapi``, ``--enable_op_profiling``, ``--report_peak_memory_footprint``.
 - LiteRT's CompiledModel tool, ``benchmark_litert_model`` (LiteRT's prebuilt binaries are also
   called ``benchmark_model``; source ``litert/tools/benchmark_litert_model.*``):
-  ``--use_cpu``, ``--use_gpu``, ``--use_npu``, ``--require_full_delegation`` (refused together
-  with ``--use_cpu=true``), ``--allow_fp16`` (default true: its GPU runs in fp16 unless told),
-  ``--use_profiler``; no NNAPI. Its output says nothing about delegation, so a GPU row is
-  proved full by a run with ``--use_cpu=false --require_full_delegation=true``.
+  ``--use_cpu``, ``--use_gpu``, ``--use_npu`` with ``--dispatch_library_dir``,
+  ``--require_full_delegation`` (refused together with ``--use_cpu=true``), ``--allow_fp16``
+  (default true: its GPU runs in fp16 unless told), ``--use_profiler``; no NNAPI. Its output
+  says nothing about delegation, so a GPU or NPU row is proved full by a run with
+  ``--use_cpu=false --require_full_delegation=true``.
 """
 
 from __future__ import annotations
@@ -52,22 +53,27 @@ class BenchmarkTool:
         return [f"--{name}={value}"]
 
     def command_flags(self, config: Config, runs: int, warmup: int, op_profiling=False,
-                      strict_gpu=True) -> List[str]:
-        """Flags for one run (without --graph). ``strict_gpu``: for LiteRT's GPU rows, the
-        run that fails unless every op goes to the GPU."""
+                      strict=True, dispatch_dir: Optional[str] = None) -> List[str]:
+        """Flags for one run (without --graph). ``strict``: for LiteRT's GPU and NPU
+        rows, the run that fails unless every op goes to the accelerator.
+        ``dispatch_dir``: the device folder holding the NPU dispatch library."""
         common = [f"--num_runs={runs}", f"--warmup_runs={warmup}"]
         common += self._optional("report_peak_memory_footprint", "true")
         if self.kind == CLASSIC:
             return self._classic(config) + common + \
                 (self._required("enable_op_profiling", "true", "op profiling")
                  if op_profiling else [])
-        return self._litert(config, strict_gpu) + common + \
+        return self._litert(config, strict, dispatch_dir) + common + \
             (self._required("use_profiler", "true", "op profiling") if op_profiling else [])
 
     def _classic(self, config: Config) -> List[str]:
         if config.backend == "cpu":
             return [f"--num_threads={config.threads}"] + \
                 self._required("use_xnnpack", "true", "XNNPACK CPU runs")
+        if config.backend == "npu":
+            raise UnsupportedConfig("benchmark_model has no NPU path: npu rows need LiteRT's "
+                                    "benchmark_litert_model (--benchmark-binary) and a model "
+                                    "compiled by tflite/compile_npu.py")
         if config.backend == "gpu":
             # The tool's default is true (fp16): fp32 must be asked for.
             return self._required("use_gpu", "true", "GPU runs") + \
@@ -76,17 +82,24 @@ class BenchmarkTool:
         return self._required("use_nnapi", "true", "NNAPI runs") + \
             [f"--num_threads={config.threads}"]
 
-    def _litert(self, config: Config, strict_gpu: bool) -> List[str]:
+    def _litert(self, config: Config, strict: bool, dispatch_dir=None) -> List[str]:
         if config.backend == "nnapi":
             raise UnsupportedConfig("benchmark_litert_model has no NNAPI: NNAPI rows need TFLite's "
                                     "benchmark_model (NNAPI is deprecated since Android 15; "
                                     "LiteRT's NPU path replaces it)")
         if config.backend == "cpu":
             return ["--use_cpu=true", "--use_gpu=false", f"--num_threads={config.threads}"]
-        flags = self._required("use_gpu", "true", "GPU runs") + self._precision(config.fp16)
-        if strict_gpu:
+        if config.backend == "npu":
+            flags = self._required("use_npu", "true", "NPU runs") + ["--use_gpu=false"]
+            if dispatch_dir:
+                flags += self._required("dispatch_library_dir", dispatch_dir,
+                                        "the NPU dispatch library's folder")
+        else:
+            flags = self._required("use_gpu", "true", "GPU runs") + self._precision(config.fp16)
+        if strict:
             return flags + ["--use_cpu=false"] + \
-                self._required("require_full_delegation", "true", "proving a full GPU run")
+                self._required("require_full_delegation", "true",
+                               f"proving a full {config.delegate} run")
         return flags + ["--use_cpu=true"]
 
     def _precision(self, fp16: bool) -> List[str]:

@@ -194,8 +194,8 @@ def test_flags_are_read_from_real_help_lines():
 
 
 LITERT_FLAGS = frozenset({"graph", "num_runs", "warmup_runs", "num_threads", "use_cpu", "use_gpu",
-                          "use_npu", "require_full_delegation", "use_profiler", "allow_fp16",
-                          "report_peak_memory_footprint"})
+                          "use_npu", "dispatch_library_dir", "require_full_delegation",
+                          "use_profiler", "allow_fp16", "report_peak_memory_footprint"})
 CLASSIC_FLAGS = frozenset({"graph", "num_runs", "warmup_runs", "num_threads", "use_xnnpack",
                            "use_gpu", "gpu_precision_loss_allowed", "use_nnapi",
                            "enable_op_profiling", "report_peak_memory_footprint"})
@@ -233,7 +233,7 @@ def test_litert_flags_are_only_its_own():
                        "--require_full_delegation=true"]
     assert "--use_profiler=true" in gpu
     assert "--allow_fp16=true" in tool.command_flags(parse_config("gpu:fp16"), 20, 2)
-    assert "--use_cpu=true" in tool.command_flags(parse_config("gpu"), 20, 2, strict_gpu=False)
+    assert "--use_cpu=true" in tool.command_flags(parse_config("gpu"), 20, 2, strict=False)
     assert tool.command_flags(parse_config("cpu:2"), 20, 2)[:3] == [
         "--use_cpu=true", "--use_gpu=false", "--num_threads=2"]
     for config in ("cpu:1", "gpu", "gpu:fp16"):
@@ -241,16 +241,23 @@ def test_litert_flags_are_only_its_own():
             assert flag[2:].split("=")[0] in LITERT_FLAGS, flag
     with pytest.raises(UnsupportedConfig, match="no NNAPI"):
         tool.command_flags(parse_config("nnapi"), 20, 2)
+    npu = tool.command_flags(parse_config("npu"), 20, 2, dispatch_dir="/data/local/tmp/d")
+    assert npu[:5] == ["--use_npu=true", "--use_gpu=false", "--dispatch_library_dir=/data/local/tmp/d",
+                       "--use_cpu=false", "--require_full_delegation=true"]
+    assert "--use_cpu=true" in tool.command_flags(parse_config("npu"), 20, 2, strict=False)
+    with pytest.raises(UnsupportedConfig, match="no NPU path"):
+        BenchmarkTool(CLASSIC, CLASSIC_FLAGS).command_flags(parse_config("npu"), 20, 2)
     # a build that spells precision as --gpu_precision
     other = BenchmarkTool(LITERT, LITERT_FLAGS - {"allow_fp16"} | {"gpu_precision"})
     assert "--gpu_precision=fp32" in other.command_flags(parse_config("gpu"), 20, 2)
 
 
 def test_configs():
-    assert [c.backend for c in parse_configs("cpu:1,gpu,nnapi")] == ["cpu", "gpu", "nnapi"]
+    assert [c.backend for c in parse_configs("cpu:1,gpu,npu,nnapi")] == ["cpu", "gpu", "npu", "nnapi"]
+    assert parse_config("npu").delegate == "NPU"
     assert parse_config("gpu:fp16").fp16 and not parse_config("gpu").fp16
     assert [c.delegate for c in parse_configs("cpu:1,gpu,nnapi")] == [None, "GPU", "NNAPI"]
-    for bad in ("cpu", "cpu:0", "tpu", "gpu:int8"):
+    for bad in ("cpu", "cpu:0", "tpu", "gpu:int8", "npu:fp16"):
         with pytest.raises(ValueError):
             parse_config(bad)
 

@@ -73,9 +73,9 @@ def test_a_huge_calibration_image_is_one_line(tmp_path, capsys):
 
 
 # -- the one error wrapper -------------------------------------------------------------------
-COMMAND_LINE_TOOLS = ["tflite/convert.py", "tflite/benchmark.py", "training/train.py",
-                      "training/evaluate.py", "android_bench/run.py", "android_bench/report.py",
-                      "swiftformer_tf/cli.py"]
+COMMAND_LINE_TOOLS = ["tflite/convert.py", "tflite/compile_npu.py", "tflite/benchmark.py",
+                      "training/train.py", "training/evaluate.py", "android_bench/run.py",
+                      "android_bench/report.py", "swiftformer_tf/cli.py"]
 
 
 @pytest.mark.parametrize("relative_path", COMMAND_LINE_TOOLS)

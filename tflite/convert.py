@@ -4,6 +4,7 @@ on held-out images and report size, ops, XNNPACK partitions, fidelity and host l
 
     python tflite/convert.py --variant L1 --weights imagenet --quantize int8
     python tflite/convert.py --weights SwiftFormer_XS_ckpt.pth --quantize int8
+    python tflite/convert.py --weights imagenet --quantize int8 --npu qualcomm:SM8650
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from swiftformer_tf.io_utils import positive_int  # noqa: E402
+from swiftformer_tf.lite import npu  # noqa: E402
 from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
 
@@ -62,6 +64,7 @@ def parse_args(argv=None):
                    help="report LiteRT GPU delegation (fully delegated, or the rejected ops "
                         "and why); auto: when a GPU accelerator exists here, a software one "
                         "included (tflite/setup_software_gpu.py); on: also say when none does")
+    npu.add_arguments(p)
     p.add_argument("--threads", type=positive_int, nargs="+", default=[1], help="latency threads")
     p.add_argument("--runs", type=positive_int, default=30, help="latency runs per thread count")
     args = p.parse_args(argv)
@@ -93,6 +96,9 @@ def load_model(args):
 
 
 def convert_and_report(args):
+    if args.list_npu:
+        print(npu.format_targets())
+        return 0
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
     from tqdm import tqdm
@@ -105,6 +111,7 @@ def convert_and_report(args):
     from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,
                                              summarize_graph)
 
+    npu_targets = npu.targets_from_args(args)  # a wrong SoC fails before any work
     model, weights = load_model(args)
     output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
     check_writable(output)
@@ -156,6 +163,9 @@ def convert_and_report(args):
         gpu = check_gpu(output, "fp16" if args.quantize == "fp16" else "fp32")
         if gpu.status != "unavailable" or args.gpu_check == "on":
             report["gpu"] = dict(gpu.to_dict(), summary=gpu.summary())
+    if npu_targets:
+        report["npu"] = [c.to_dict() for c in npu.compile_targets(output, npu_targets,
+                                                                  args.npu_option)]
     print(format_summary(report))
     if args.report:
         write_json(args.report, report)

@@ -103,8 +103,8 @@ def l2_normalize_newton(x, axis, reference, steps=6):
 
 def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5):
     """:func:`l2_normalize_newton` of ``x`` divided first by its spread ``max - min`` over
-    ``axis`` (REDUCE_MAX and REDUCE_MIN, both integer on XNNPACK); the same function in
-    float, since ``x / ||x||`` ignores a positive factor.
+    ``axis`` (two REDUCE_MAX: integer on XNNPACK, accepted by NPU compilers); the same
+    function in float, since ``x / ||x||`` ignores a positive factor.
 
     Why: in int8, ``x * x`` has one scale for every token, set by the largest square, so
     the squares of a small-norm token round to a few levels and its ``1/||x||`` is mostly
@@ -114,7 +114,9 @@ def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5)
     need not converge (any positive factor is exact), only bring tokens down to 1/32 of
     the calibrated spread into range, which ``steps`` doublings do.
     """
-    spread = ops.max(x, axis=axis, keepdims=True) - ops.min(x, axis=axis, keepdims=True)
+    # max - min as max(x) + max(-x): NPU compilers reject REDUCE_MIN (OpenVINO: "op type 89
+    # is not supported"), and the negation is a MUL by -1, because an int8 NEG stays float.
+    spread = ops.max(x, axis=axis, keepdims=True) + ops.max(x * -1.0, axis=axis, keepdims=True)
     r = spread * (1.0 / spread_reference)
     y = 2.0 - r
     for _ in range(steps - 1):

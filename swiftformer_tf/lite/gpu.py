@@ -1,7 +1,7 @@
 """LiteRT's GPU accelerator on this machine: is the model fully delegated, which ops does
 it reject and why, and what does it compute.
 
-Every GPU call runs ``gpu_worker.py`` in a child process that imports no TensorFlow
+Every GPU call runs ``compiled_model_worker.py`` in a child process that imports no TensorFlow
 (creating the GPU model in a process that has imported TensorFlow segfaults inside the
 Vulkan driver). With no GPU driver here, ``tflite/setup_software_gpu.py`` sets up Mesa's
 lavapipe, a Vulkan driver on the CPU, and the child is pointed at it
@@ -12,20 +12,15 @@ says nothing about a phone.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import subprocess
-import sys
-import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from swiftformer_tf.lite import software_gpu
+from swiftformer_tf.lite import compiled_model_worker, software_gpu
 from swiftformer_tf.lite.delegate_log import parse_delegation
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu_worker.py")
 SETUP_HINT = "python tflite/setup_software_gpu.py sets up a software one (Mesa lavapipe)"
 
 
@@ -97,33 +92,18 @@ def check_gpu(model: str, precision: str = "fp32", runs: int = 0, warmup: int = 
     by Mesa for later processes."""
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
-    with tempfile.TemporaryDirectory(prefix="swiftformer-gpu-") as tmp:
-        command = [sys.executable, WORKER, os.fspath(model), "--precision", precision,
-                   "--runs", str(runs), "--warmup", str(warmup)]
-        if inputs is not None:
-            np.savez(os.path.join(tmp, "in.npz"), *inputs)
-            command += ["--inputs", os.path.join(tmp, "in.npz")]
-        if keep_outputs:
-            command += ["--outputs", os.path.join(tmp, "out.npz")]
-        env = software_gpu.environment()
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                    env=env)
-        except subprocess.TimeoutExpired:
-            return GpuCheck("failed", precision, reason=f"GPU run timed out after {timeout:.0f} s")
-        log = result.stderr or ""
-        report_line = next((line for line in reversed((result.stdout or "").splitlines())
-                            if line.startswith("{")), None)
-        if result.returncode != 0 or report_line is None:
-            signal = " (segmentation fault in the GPU driver)" if result.returncode == -11 else ""
-            tail = (log.strip().splitlines() or ["no output"])[-1][:200]
-            return GpuCheck("failed", precision, reason=f"GPU worker exited with code "
-                            f"{result.returncode}{signal}: {tail}", log=log)
-        report = json.loads(report_line)
-        outputs = None
-        if keep_outputs and os.path.isfile(os.path.join(tmp, "out.npz")):
-            with np.load(os.path.join(tmp, "out.npz")) as data:
-                outputs = [data[f"arr_{i}"] for i in range(len(data.files))]
+    try:
+        worker = compiled_model_worker.launch(
+            model, ["--accelerator", "gpu", "--precision", precision], runs, warmup, inputs,
+            keep_outputs, env=software_gpu.environment(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return GpuCheck("failed", precision, reason=f"GPU run timed out after {timeout:.0f} s")
+    log, report, outputs = worker.log, worker.report, worker.outputs
+    if report is None:
+        signal = " (segmentation fault in the GPU driver)" if worker.returncode == -11 else ""
+        tail = (log.strip().splitlines() or ["no output"])[-1][:200]
+        return GpuCheck("failed", precision, reason=f"GPU worker exited with code "
+                        f"{worker.returncode}{signal}: {tail}", log=log)
     adapter, software = _adapter(log)
     gpu_record = parse_delegation(log).get("GPU", {})
     check = GpuCheck(report["status"], precision, adapter=adapter, software=software,

@@ -54,6 +54,8 @@ def format_summary(report: dict) -> str:
                      f"top-1 agreement {100 * check['top1_agreement']:.1f}%")
     if report.get("gpu"):
         lines.append(f"GPU delegate:   {report['gpu']['summary']}")
+    for compiled in report.get("npu", []):
+        lines.append(f"NPU:            {compiled['summary']}")
     for timing in report.get("latency", []):
         shape = "x".join(str(n) for n in timing.get("input_shape", [])[1:3])
         lines.append(f"host latency:   {timing['median_ms']:.2f} ms median "
