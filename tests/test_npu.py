@@ -91,7 +91,7 @@ def test_int8_form_compiles_whole_in_one_xnnpack_partition(int8_xs, tmp_path):
     assert compiled.endswith("swiftformer_xs_int8_intel_openvino_LNL.tflite")
     run = npu.run_on_npu(compiled, inputs=[x], keep_outputs=True)
     # OpenVINO's int8 kernels round differently from XNNPACK's: close, not equal
-    # (measured 0.998 on this input)
+    # (measured 0.9956 on this input, deterministic)
     assert run.status == "full" and cosine(run.outputs[0], interpreter_outputs(path, x)) > 0.99
 
 
