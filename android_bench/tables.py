@@ -86,7 +86,8 @@ def markdown_table(results: dict) -> str:
               "CPU; the ops it rejected are in results.csv); `cpu-fallback` = the delegate ran "
               "none of it, or the log shows no sign it ran, so the number is a CPU number; "
               "`nnapi-deprecated` = NNAPI on Android 15+; `npu-full` / `npu-partial` = the NPU "
-              "ran all / part of the graph (proved by a run that forbids the CPU); "
+              "ran all / part of the graph (on a phone, proved by a run that forbids the CPU; on "
+              "the host, read from the compiled model); "
               "`not-precompiled` = the model was not compiled ahead of time for an NPU."]
     if any("software-gpu" in (r.get("marks") or []) for r in rows):
         lines += ["", "`software-gpu`: LiteRT's GPU accelerator on a software Vulkan driver "

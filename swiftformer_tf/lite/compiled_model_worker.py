@@ -1,9 +1,9 @@
 """Runs a .tflite model with LiteRT's CompiledModel on its GPU or NPU accelerator and
 prints one JSON line.
 
-Run it as a script in its own process (``swiftformer_tf.lite.gpu`` and ``.npu_run`` do): it
-imports only numpy and ai_edge_litert, because creating the GPU model in a process that has
-imported TensorFlow segfaults inside the Vulkan driver. The GPU accelerator names the ops it
+Run it as a script in its own process (``swiftformer_tf.lite.gpu`` and ``.npu`` do, through
+:func:`launch`): it imports only numpy and ai_edge_litert, because creating the GPU model in
+a process that has imported TensorFlow segfaults inside the Vulkan driver. The GPU accelerator names the ops it
 rejects on stderr; the parent reads them from there. On an x86-64 host the only NPU is Intel
 OpenVINO's, run on its CPU graph backend unless ``--openvino-backend npu``.
 
@@ -149,7 +149,8 @@ def main(argv=None):
 
     def run():
         compiled.run_by_index(0, inputs, outputs)
-        # Reading the outputs waits for the accelerator's queue: without it a run only enqueues work.
+        # Reading the outputs waits for the accelerator's queue: without it a run only
+        # enqueues work.
         return [buffer.read(int(np.prod(d["shape"])), d["dtype"]).reshape(d["shape"])
                 for buffer, d in zip(outputs, output_details)]
 
