@@ -2,19 +2,24 @@
 """Side-by-side benchmarks on this machine, one run, every figure interleaved:
 
 1. TFLite on the CPU (LiteRT, XNNPACK), 1 and 2 threads: each SwiftFormer variant in fp32,
-   fp16, dynamic range and full int8, against the same architecture converted from PyTorch
-   by litert-torch, MobileNetV2 1.0 (fp32, int8), EfficientFormer-L1 and MobileViT-v2 1.0;
-   latency against the paper's top-1 (the paper's Figure 1 on this CPU).
-2. The compute floor: MACs counted from each graph over the measured single-thread GEMM
-   rate (numpy float32; XNNPACK float32 and int8), and each model's achieved fraction.
-3. Keras against PyTorch eager (benchmarks/keras_vs_pytorch.py).
-4. 2-thread scaling of every TFLite model.
+   fp16, dynamic range and full int8, against the other paths a user could take with the
+   same network: litert-torch (fp32, and int8 through its PT2E quantizer) from the official
+   PyTorch model, and ai-edge-quantizer's static int8 of our fp32 graph; MobileNetV2 1.0
+   (fp32, int8), EfficientFormer-L1 and MobileViT-v2 1.0; latency against the paper's top-1.
+2. Each int8 path's XNNPACK partitions, float tensors and logit cosine against the float
+   model on the same held-out photographs.
+3. The compute floor: MACs counted from each graph over the best single-thread GEMM rate of
+   several shapes, the models' own largest convolutions among them (benchmarks/floor.py).
+4. Keras against PyTorch eager (benchmarks/keras_vs_pytorch.py), 2-thread scaling.
 
-    python benchmarks/run.py [--variants XS,S,L1,L3] [--threads 1,2] [--quick] [--out benchmarks/results]
+    python benchmarks/run.py [--variants XS,S,L1,L3] [--threads 1,2] [--quick] [--no-peer]
 
-The litert-torch peer needs its own environment (.venv-peer, see litert_torch_peer.py) and
-the kecam models need tf-keras (pip install tf-keras keras-cv-attention-models); whatever
-cannot be built is named in the report with the reason.
+The peers run in their own environment, .venv-peer, built here on first use (pinned
+torch==2.13.0, litert-torch==0.10.0; benchmarks/peers.py); --no-peer leaves them out. The
+machine is checked for other load before and during the run and every timing for its
+spread (benchmarks/noise.py): a noisy run says so at the top of its report. The kecam
+models need tf-keras (pip install tf-keras keras-cv-attention-models); whatever cannot be
+built is named in the report with the reason.
 """
 
 from __future__ import annotations
@@ -26,16 +31,21 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import floor, noise, peers  # noqa: E402
 from benchmarks.zoo_models import KECAM_MODELS  # noqa: E402
-from swiftformer_tf.io_utils import write_json  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
 
 MODES = ("none", "fp16", "dynamic", "int8")
+# the paths to the same network: (colour, line style, legend prefix)
+LINE_FAMILIES = {"swiftformer": (None, "-", "SwiftFormer (ours), "),
+                 "litert-torch": ("tab:gray", "--", "SwiftFormer via litert-torch, "),
+                 "ai-edge-quantizer": ("tab:brown", ":", "ours via ai-edge-quantizer, ")}
 PAPER_TOP1 = {"mobilenet_v2_1.0": 71.8, **{k: v[3] for k, v in KECAM_MODELS.items()}}
 
 
@@ -51,7 +61,11 @@ def parse_args(argv=None):
     p.add_argument("--num-calibration", type=int, help="int8 calibration images (default 128)")
     p.add_argument("--input-size", type=int, default=224, help="SwiftFormer input size")
     p.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-peer", "bin", "python"),
-                   help="python of an environment with litert-torch")
+                   help="python of the peer environment (built there if missing)")
+    p.add_argument("--no-peer", action="store_true",
+                   help="leave out the litert-torch and ai-edge-quantizer paths")
+    p.add_argument("--num-check", type=int, default=64,
+                   help="held-out photographs for the int8 logit cosines (default 64)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: peer, zoo, kecam, torch")
     args = p.parse_args(argv)
     args.variants = ["XS"] if args.quick else [v.strip().upper() for v in args.variants.split(",")]
@@ -62,6 +76,8 @@ def parse_args(argv=None):
     args.runs = args.runs or (20 if args.quick else 50)
     args.num_calibration = args.num_calibration or (32 if args.quick else 128)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.no_peer:
+        args.skip.add("peer")
     return args
 
 
@@ -70,16 +86,14 @@ def log(message):
 
 
 # -- models --------------------------------------------------------------------------------------
-def build_swiftformer(args, folder):
+def build_swiftformer(args, folder, calibration):
+    """Our four exports of each variant; returns (rows, {variant: Keras model})."""
     import swiftformer_tf as sf
-    from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.lite.calibration import ImageSource
     from swiftformer_tf.lite.converter import convert
     size = (args.input_size, args.input_size)
-    calibration = [normalize(x) for x in ImageSource("builtin", size).calibration(args.num_calibration)]
-    models = {}
+    models, keras_models = {}, {}
     for variant in args.variants:
-        model = sf.SwiftFormer(variant)
+        model = keras_models[variant] = sf.SwiftFormer(variant)
         for mode in MODES:
             name = f"swiftformer_{variant.lower()}_{'fp32' if mode == 'none' else mode}"
             path = os.path.join(folder, name + ".tflite")
@@ -87,30 +101,23 @@ def build_swiftformer(args, folder):
             result = convert(model, mode, size, calibration=calibration if mode == "int8" else None)
             with open(path, "wb") as f:
                 f.write(result.flatbuffer)
-            models[name] = {"path": path, "family": "swiftformer", "variant": variant,
-                            "mode": mode, "top1": VARIANTS[variant].top1}
-    return models
+            models[name] = {"path": path, "family": "swiftformer", "variant": variant, "mode": mode}
+    return models, keras_models
 
 
-def build_peer(args, folder, notes):
+def build_peers(args, folder, keras_models, calibration, ours, notes):
     if "peer" in args.skip:
-        notes.append("litert-torch peer: skipped (--skip peer)")
+        notes.append("litert-torch and ai-edge-quantizer peers: left out (--no-peer)")
         return {}
-    if not os.path.isfile(args.peer_python):
-        notes.append(f"litert-torch peer: not built, no environment at {args.peer_python} (create "
-                     f"it as benchmarks/litert_torch_peer.py explains)")
+    python = peers.ensure_environment(args.peer_python, log)
+    if python.startswith("!"):
+        notes.append(f"litert-torch and ai-edge-quantizer peers: {python[1:]}")
         return {}
-    log("converting the PyTorch peer with litert-torch")
-    result = subprocess.run([args.peer_python, os.path.join(ROOT, "benchmarks", "litert_torch_peer.py"),
-                             "--variants", *args.variants, "--size", str(args.input_size),
-                             "--out", folder], capture_output=True, text=True)
-    if result.returncode != 0:
-        notes.append(f"litert-torch peer: conversion failed: {result.stderr.strip()[-300:]}")
-        return {}
-    return {f"litert_torch_{v.lower()}_fp32": {
-        "path": os.path.join(folder, f"swiftformer_{v.lower()}_litert_torch.tflite"),
-        "family": "litert-torch", "variant": v, "mode": "none", "top1": VARIANTS[v].top1}
-        for v in args.variants}
+    ours_fp32 = {row["variant"]: row["path"] for row in ours.values() if row["mode"] == "none"}
+    with tempfile.TemporaryDirectory(prefix="swiftformer_peer_inputs_") as inputs:
+        calibration_path = peers.write_inputs(inputs, keras_models, calibration)
+        return peers.build(python, args.variants, args.input_size, folder, inputs,
+                           calibration_path, ours_fp32, notes, log)
 
 
 def build_zoo(args, folder, notes):
@@ -146,107 +153,109 @@ def build_zoo(args, folder, notes):
     return models
 
 
-# -- the compute floor -------------------------------------------------------------------------
-def count_macs(path) -> int:
-    """Multiply-accumulates of the convolutions and matrix products in a .tflite graph."""
+# -- int8 paths: delegation and fidelity -----------------------------------------------------
+def graph_facts(models, check_images):
+    """Partitions and float tensors of every model; for the SwiftFormer paths, the logit
+    cosine against our fp32 model of the same variant (the same weights on every path) on
+    the held-out photographs: mean and worst image."""
     import numpy as np
 
-    from swiftformer_tf.lite.runtime import load_interpreter
-    interpreter = load_interpreter(path, use_xnnpack=False)
-    # Python ints: numpy's int32 products overflow past 2**31 MACs (L3 came out negative)
-    shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
-    macs = 0
-    for op in interpreter._get_ops_details():
-        name, inputs, outputs = op["op_name"], list(op["inputs"]), list(op["outputs"])
-        if not outputs or outputs[0] < 0:
+    from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
+    references = {}
+    for name, row in models.items():
+        summary = summarize_graph(row["path"])
+        row["partitions"], row["float_tensors"] = summary.partitions, len(summary.float_tensors)
+        if row["variant"] is None:
             continue
-        out = shapes[outputs[0]]
-        if name == "CONV_2D":
-            o, kh, kw, i = shapes[inputs[1]]
-            macs += out[1] * out[2] * o * kh * kw * i
-        elif name == "DEPTHWISE_CONV_2D":
-            _, kh, kw, c = shapes[inputs[1]]
-            macs += out[1] * out[2] * c * kh * kw
-        elif name == "FULLY_CONNECTED":
-            o, i = shapes[inputs[1]]
-            macs += int(np.prod(shapes[inputs[0]])) // i * o * i
-        elif name == "BATCH_MATMUL":
-            a = shapes[inputs[0]]
-            macs += int(np.prod(out)) * a[-1]
-    return macs
-
-
-def gemm_rates():
-    """Single-thread GEMM rates in GMAC/s: numpy float32, XNNPACK float32 and int8."""
-    code = ("import numpy as np, time\n"
-            "a=np.random.rand(1024,1024).astype('float32'); b=a.copy(); a@b\n"
-            "t=time.perf_counter(); n=10\n"
-            "for _ in range(n): a@b\n"
-            "print(1024**3*n/(time.perf_counter()-t)/1e9)")
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    numpy_rate = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                      env=env, check=True).stdout.strip())
-    import numpy as np
-    import tensorflow as tf
-
-    from swiftformer_tf.lite.converter import configure
-    from swiftformer_tf.lite.runtime import measure_latency
-    weights = tf.constant(np.random.default_rng(0).normal(size=(1024, 1024)).astype(np.float32) * 0.03)
-    fn = tf.function(lambda x: tf.matmul(x, weights),
-                     input_signature=[tf.TensorSpec((256, 1024), tf.float32)])
-    rates = {"numpy_fp32_gmacs": numpy_rate}
-    for mode in ("fp32", "int8"):
-        converter = configure(
-            tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]),
-            "none" if mode == "fp32" else "int8", lambda: (
-                [np.random.default_rng(i).normal(size=(256, 1024)).astype(np.float32)]
-                for i in range(8)))
-        timing = measure_latency(converter.convert(), 1, runs=20, warmup=3)
-        rates[f"xnnpack_{mode}_gmacs"] = 256 * 1024 * 1024 / (timing.median_ms / 1e3) / 1e9
-    return rates
+        runner = TFLiteRunner(row["path"])
+        channels_first = summary.input_shape[1] == 3 and summary.input_shape[3] != 3
+        logits = np.stack([runner(x.transpose(2, 0, 1) if channels_first else x)[0]
+                           for x in check_images])
+        row["logits"] = logits
+        if row["family"] == "swiftformer" and row["mode"] == "none":
+            references[row["variant"]] = logits
+    for row in models.values():
+        logits = row.pop("logits", None)
+        reference = references.get(row["variant"])
+        if logits is None or reference is None:
+            continue
+        cosine = (logits * reference).sum(-1) / (
+            np.linalg.norm(logits, axis=-1) * np.linalg.norm(reference, axis=-1) + 1e-12)
+        agreement = (logits.argmax(-1) == reference.argmax(-1)).mean()
+        row["cosine_mean"], row["cosine_min"] = float(cosine.mean()), float(cosine.min())
+        row["top1_agreement"] = float(agreement)
 
 
 # -- report --------------------------------------------------------------------------------------
+def _cell(timing, noisy):
+    return (f"{timing['median_ms']:.2f} ({timing['p10_ms']:.2f}-{timing['p90_ms']:.2f})"
+            + (" ~" if noisy else ""))
+
+
 def write_report(out, results):
-    lines = [f"# Benchmarks: {results['machine']}", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}; runtime "
-             f"{results['runtime']}; {results['runs']} timed runs per model and thread count, "
-             f"interleaved across all models; times are medians (min-max).", ""]
+    lines = [f"# Benchmarks: {results['machine']}", ""]
+    if results["noise_warnings"]:
+        lines += ["**Not a quiet machine: read the ratios below with care.**", ""]
+        lines += [f"- {w}" for w in results["noise_warnings"]] + [""]
+    lines += [f"Command: `{results['command']}`  ", f"Date: {results['date']}; runtime "
+              f"{results['runtime']}; {results['runs']} timed runs per model and thread count, "
+              f"interleaved across all models; times are medians (10th-90th percentile), "
+              f"~ marks a spread above {100 * noise.SPREAD_LIMIT:.0f} % of the median.", ""]
     rates = results["gemm_rates"]
+    probes = "; ".join(f"{p['mode']} {p['shape'][0]}x{p['shape'][1]}x{p['shape'][2]} "
+                       f"{p['gmacs']:.1f}" for p in rates["probes"])
     lines += ["## Compute floor", "",
-              f"Single-thread GEMM: numpy float32 {rates['numpy_fp32_gmacs']:.1f} GMAC/s "
-              f"({2 * rates['numpy_fp32_gmacs']:.0f} GFLOP/s); XNNPACK float32 "
-              f"{rates['xnnpack_fp32_gmacs']:.1f} GMAC/s, int8 {rates['xnnpack_int8_gmacs']:.1f} GMAC/s.", ""]
+              f"Single-thread GEMM (M x K x N, GMAC/s): {probes}; numpy float32 "
+              f"{rates['numpy_fp32_gmacs']:.1f}. Floor rates: XNNPACK float32 "
+              f"{rates['xnnpack_fp32_gmacs']:.1f} GMAC/s, int8 {rates['xnnpack_int8_gmacs']:.1f} "
+              f"GMAC/s (the best probe; int8 models against the int8 rate, the others against "
+              f"float32).", ""]
     threads = results["threads"]
     head = "| model | mode | GMACs | " + " | ".join(f"{t} thr ms" for t in threads)
     head += " | floor ms (1 thr) | achieved | scaling | top-1 |"
-    lines += ["## TFLite latency (XNNPACK)", "", head, "|" + "---|" * (6 + len(threads))]
+    lines += ["## TFLite latency (XNNPACK)", "", head, "|" + "---|" * (7 + len(threads))]
     for name, row in results["models"].items():
-        cells = [f"{row['latency'][str(t)]['median_ms']:.2f} ({row['latency'][str(t)]['min_ms']:.2f}-"
-                 f"{row['latency'][str(t)]['max_ms']:.2f})" for t in threads]
+        cells = [_cell(row["latency"][str(t)], row["latency"][str(t)]["noisy"]) for t in threads]
         lines.append(f"| {name} | {row['mode']} | {row['gmacs']:.3f} | " + " | ".join(cells) +
                      f" | {row['floor_ms']:.2f} | {100 * row['floor_fraction']:.0f} % | "
                      f"{row.get('scaling', float('nan')):.2f}x | {row['top1'] or ''} |")
+    int8 = {n: r for n, r in results["models"].items() if r["mode"] == "int8" and "cosine_mean" in r}
+    if int8:
+        t = str(threads[0])
+        lines += ["", f"## int8 paths (same network, {results['num_check']} held-out photographs)",
+                  "", f"| model | {t} thr ms | x our fp32 | XNNPACK partitions | float tensors | "
+                  "logit cosine mean (min) | top-1 agreement |", "|---|---|---|---|---|---|---|"]
+        for name, row in int8.items():
+            fp32 = results["models"].get(f"swiftformer_{row['variant'].lower()}_fp32")
+            ratio = (f"{row['latency'][t]['median_ms'] / fp32['latency'][t]['median_ms']:.3f}"
+                     if fp32 else "")
+            lines.append(f"| {name} | {row['latency'][t]['median_ms']:.2f} | {ratio} | "
+                         f"{row['partitions']} | {row['float_tensors']} | {row['cosine_mean']:.5f} "
+                         f"({row['cosine_min']:.5f}) | {100 * row['top1_agreement']:.1f} % |")
     if results["comparisons"]:
-        lines += ["", "## Against the PyTorch → litert-torch path (median ratios, same run)", "",
-                  "| variant | threads | ours ms | litert-torch ms | ratio |", "|---|---|---|---|---|"]
+        lines += ["", "## Against the other paths (median ratios, same run; ~ where the "
+                  "10th-90th percentile ranges overlap, so the ratio is within the noise)", "",
+                  "| variant | precision | peer | threads | ours ms | peer ms | ratio |",
+                  "|---|---|---|---|---|---|---|"]
         for c in results["comparisons"]:
-            lines.append(f"| {c['variant']} | {c['threads']} | {c['ours_ms']:.2f} | {c['peer_ms']:.2f} | "
-                         f"{c['ratio']:.3f}{' (we lose)' if c['ratio'] > 1 else ''} |")
+            verdict = " ~" if c["within_noise"] else (" (we lose)" if c["ratio"] > 1 else "")
+            lines.append(f"| {c['variant']} | {c['precision']} | {c['peer']} | {c['threads']} | "
+                         f"{c['ours_ms']:.2f} | {c['peer_ms']:.2f} | {c['ratio']:.3f}{verdict} |")
     if results.get("keras_vs_pytorch"):
         kvp = results["keras_vs_pytorch"]
-        lines += ["", f"## Keras against PyTorch eager ({kvp['variant']}, {kvp['threads']} threads)", ""]
+        lines += ["", f"## Keras against PyTorch eager ({kvp['variant']}, {kvp['threads']} threads, "
+                  f"each framework in turn, PyTorch's OpenMP threads set to sleep between calls)", ""]
         for key, table in kvp.items():
             if isinstance(table, dict):
                 base = table["pytorch_eager"]["median"]
                 lines.append(f"- {key}: " + "; ".join(
                     f"{name} {row['median']:.2f} {row['unit']} (x{row['median'] / base:.2f})"
+                    + (" ~" if row["max"] > 1.3 * row["min"] else "")
                     for name, row in table.items()))
     if results["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
-    with open(os.path.join(out, "report.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    from swiftformer_tf.io_utils import write_file
+    write_file(os.path.join(out, "report.md"), "\n".join(lines) + "\n")
 
 
 def plot(out, results):
@@ -265,25 +274,23 @@ def plot(out, results):
     # the paper's Figure 1; the variant names once, beside the fastest line
     lines = {}
     for name, row in models.items():
-        if row["family"] in ("swiftformer", "litert-torch") and row["top1"] is not None:
+        if row["family"] in LINE_FAMILIES and row["top1"] is not None:
             lines.setdefault((row["family"], row["mode"]), []).append((ms[name], row["top1"], row["variant"]))
     styles = {"none": ("o", "fp32"), "fp16": ("^", "fp16"), "dynamic": ("s", "dynamic range"),
               "int8": ("D", "full int8")}
     for (family, mode), points in sorted(lines.items()):
         points.sort(key=lambda p: p[1])
         marker, label = styles.get(mode, ("o", mode))
-        colour = "tab:gray" if family == "litert-torch" else None
+        colour, linestyle, prefix = LINE_FAMILIES[family]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour,
-                linestyle="--" if family == "litert-torch" else "-",
-                label=("SwiftFormer via litert-torch, " if family == "litert-torch" else
-                       "SwiftFormer (ours), ") + label)
+                linestyle=linestyle, label=prefix + label)
         if family == "swiftformer" and mode == "int8":
             for x, y, variant in points:
                 ax.annotate(variant, (x, y), fontsize=8, textcoords="offset points",
                             xytext=(-6, 6), ha="right")
     others = {}
     for name, row in models.items():
-        if row["family"] not in ("swiftformer", "litert-torch") and row["top1"] is not None:
+        if row["family"] not in LINE_FAMILIES and row["top1"] is not None:
             others.setdefault(row["family"], []).append((ms[name], row["top1"], row["mode"]))
     for family, points in others.items():
         for x, y, mode in points:
@@ -309,67 +316,109 @@ def plot(out, results):
     return written
 
 
+def compare(models, times, threads, variants):
+    """Our fp32 and int8 against each peer path of the same variant and precision."""
+    pairs = [("fp32", "fp32", "litert_torch_{}_fp32", "litert-torch"),
+             ("int8", "int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
+             ("int8", "int8", "aeq_{}_int8", "ai-edge-quantizer")]
+    comparisons = []
+    for variant in variants:
+        for precision, ours_mode, peer_name, label in pairs:
+            ours = models.get(f"swiftformer_{variant.lower()}_{ours_mode}")
+            peer = models.get(peer_name.format(variant.lower()))
+            if not (ours and peer):
+                continue
+            for t in threads:
+                a, b = times[(ours["path"], t)], times[(peer["path"], t)]
+                comparisons.append({
+                    "variant": variant, "precision": precision, "peer": label, "threads": t,
+                    "ours_ms": statistics.median(a), "peer_ms": statistics.median(b),
+                    "ratio": statistics.median(a) / statistics.median(b),
+                    "within_noise": noise.overlaps(a, b)})
+    return comparisons
+
+
+def keras_against_pytorch(args, notes):
+    if "torch" in args.skip:
+        notes.append("Keras against PyTorch: skipped (--skip torch)")
+        return None
+    log("Keras against PyTorch eager")
+    kvp_json = os.path.join(args.out, "keras_vs_pytorch.json")
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "keras_vs_pytorch.py"),
+               "--variant", args.variants[0], "--threads", str(max(args.threads)),
+               "--rounds", "3" if args.quick else "5", "--json", kvp_json]
+    # PyTorch's OpenMP workers otherwise spin after each call and take the cores from the
+    # TensorFlow call that follows (and TensorFlow's from PyTorch's)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        notes.append(f"Keras against PyTorch: failed ({result.stderr.strip()[-300:]})")
+        return None
+    with open(kvp_json) as f:
+        return json.load(f)
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     folder = os.path.join(args.out, "models")
     os.makedirs(folder, exist_ok=True)
-    from swiftformer_tf.io_utils import import_tensorflow_quietly
+    from swiftformer_tf.io_utils import import_tensorflow_quietly, write_json
     import_tensorflow_quietly()
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.lite.calibration import ImageSource
     from swiftformer_tf.lite.runtime import interleaved_latency, interpreter_class
     started = time.time()
+    guard = noise.NoiseGuard()
+    guard.sample("before the run")
     notes = []
-    models = build_swiftformer(args, folder)
-    models.update(build_peer(args, folder, notes))
+    photos = ImageSource("builtin", (args.input_size, args.input_size))
+    calibration = [normalize(x) for x in photos.calibration(args.num_calibration)]
+    models, keras_models = build_swiftformer(args, folder, calibration)
+    models.update(build_peers(args, folder, keras_models, calibration, models, notes))
     models.update(build_zoo(args, folder, notes))
-    log("measuring GEMM rates")
-    rates = gemm_rates()
+    for row in models.values():
+        if "top1" not in row:
+            row["top1"] = VARIANTS[row["variant"]].top1 if row["variant"] else None
+    log(f"delegation and logit cosines on {args.num_check} held-out photographs")
+    graph_facts(models, [normalize(x) for x in photos.check(args.num_check)])
+    swiftformers = [row["path"] for row in models.values() if row["family"] == "swiftformer"]
+    shapes = floor.probe_shapes(swiftformers)
+    log(f"measuring GEMM rates ({len(shapes)} shapes, fp32 and int8)")
+    rates = floor.gemm_rates(shapes)
+    guard.sample("before timing")
     log(f"timing {len(models)} models x {len(args.threads)} thread counts, interleaved")
     paths = [m["path"] for m in models.values()]
     times = interleaved_latency(paths, args.threads, args.runs, warmup=5)
+    guard.sample("after timing")
+    noisy = guard.check_spreads(times, label=lambda key: f"{os.path.basename(key[0])} @{key[1]}")
     for name, row in models.items():
         row["latency"] = {}
         for t in args.threads:
             values = times[(row["path"], t)]
-            row["latency"][str(t)] = {"median_ms": statistics.median(values), "min_ms": min(values),
-                                      "max_ms": max(values), "runs": len(values)}
-        row["gmacs"] = count_macs(row["path"]) / 1e9
-        rate = rates["xnnpack_int8_gmacs" if row["mode"] == "int8" else "xnnpack_fp32_gmacs"]
-        row["floor_ms"] = row["gmacs"] / rate * 1e3
-        one = row["latency"][str(args.threads[0])]["median_ms"]
-        row["floor_fraction"] = row["floor_ms"] / one
+            p10, median, p90 = noise.quantiles(values)
+            row["latency"][str(t)] = {"median_ms": median, "p10_ms": p10, "p90_ms": p90,
+                                      "min_ms": min(values), "max_ms": max(values),
+                                      "runs": len(values), "noisy": (row["path"], t) in noisy}
+        row["gmacs"] = floor.count_macs(row["path"]) / 1e9
         if len(args.threads) > 1:
-            row["scaling"] = one / row["latency"][str(args.threads[-1])]["median_ms"]
-    comparisons = []
-    for variant in args.variants:
-        ours, peer = models.get(f"swiftformer_{variant.lower()}_fp32"), models.get(f"litert_torch_{variant.lower()}_fp32")
-        if ours and peer:
-            for t in args.threads:
-                a, b = times[(ours["path"], t)], times[(peer["path"], t)]
-                comparisons.append({"variant": variant, "threads": t,
-                                    "ours_ms": statistics.median(a), "peer_ms": statistics.median(b),
-                                    "ratio": statistics.median(a) / statistics.median(b)})
-    keras_vs_pytorch = None
-    if "torch" in args.skip:
-        notes.append("Keras against PyTorch: skipped (--skip torch)")
-    else:
-        log("Keras against PyTorch eager")
-        kvp_json = os.path.join(args.out, "keras_vs_pytorch.json")
-        command = [sys.executable, os.path.join(ROOT, "benchmarks", "keras_vs_pytorch.py"),
-                   "--variant", args.variants[0], "--threads", str(max(args.threads)),
-                   "--rounds", "3" if args.quick else "5", "--json", kvp_json]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode == 0:
-            with open(kvp_json) as f:
-                keras_vs_pytorch = json.load(f)
-        else:
-            notes.append(f"Keras against PyTorch: failed ({result.stderr.strip()[-300:]})")
+            row["scaling"] = (row["latency"][str(args.threads[0])]["median_ms"] /
+                              row["latency"][str(args.threads[-1])]["median_ms"])
+    notes += floor.apply_floor(models, rates, str(args.threads[0]))
+    slower = [n for n, r in models.items() if r.get("scaling", 2) < 1]
+    if slower:
+        guard.warnings.append(f"{len(slower)} models ran slower on {args.threads[-1]} threads than "
+                              f"on {args.threads[0]} ({', '.join(slower[:4])}"
+                              f"{' ...' if len(slower) > 4 else ''}): other load took the cores")
+    comparisons = compare(models, times, args.threads, args.variants)
+    keras_vs_pytorch = keras_against_pytorch(args, notes)
     machine = f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores".strip()
     results = {"machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"),
                "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "runtime": interpreter_class()[1], "threads": args.threads, "runs": args.runs,
-               "gemm_rates": rates, "models": models, "comparisons": comparisons,
-               "keras_vs_pytorch": keras_vs_pytorch, "notes": notes,
+               "num_check": args.num_check, "gemm_rates": rates, "models": models,
+               "comparisons": comparisons, "keras_vs_pytorch": keras_vs_pytorch,
+               "noise_warnings": guard.warnings, "other_load": guard.samples, "notes": notes,
                "seconds": round(time.time() - started, 1)}
     write_json(os.path.join(args.out, "results.json"), results)
     write_report(args.out, results)

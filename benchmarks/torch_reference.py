@@ -4,21 +4,35 @@ semantics, so the converted graph does what the official model does."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 
 
+def _package_module(name):
+    """A module of swiftformer_tf loaded without the package's __init__, which imports
+    TensorFlow: this runs in the peer environment, which has none. Only modules whose own
+    imports are numpy and the standard library (and each other) load this way."""
+    import types
+    package_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "swiftformer_tf")
+    if "swiftformer_tf" not in sys.modules:
+        for package, folder in (("swiftformer_tf", package_dir),
+                                ("swiftformer_tf.checkpoints",
+                                 os.path.join(package_dir, "checkpoints"))):
+            stub = types.ModuleType(package)
+            stub.__path__ = [folder]  # a namespace: submodules import, __init__ does not run
+            sys.modules[package] = stub
+    return importlib.import_module(name)
+
+
 def _variant_table():
-    """swiftformer_tf/variants.py, read by file: this runs in the peer environment, which has
-    no TensorFlow for the package's __init__ to import."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "swiftformer_tf", "variants.py")
-    spec = importlib.util.spec_from_file_location("swiftformer_variants", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.VARIANTS
+    return _package_module("swiftformer_tf.variants").VARIANTS
+
+
+def official_key(hf_key: str) -> str:
+    """A transformers SwiftFormer parameter's name in the official checkpoint."""
+    return _package_module("swiftformer_tf.checkpoints.formats").RENAMES["hf"](hf_key)
 
 
 def _normalize_attention_forward(self, x):

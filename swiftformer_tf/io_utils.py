@@ -45,10 +45,16 @@ def run_command(prog, main, argv=None) -> int:
     try:
         status = main(argv)
         _raise_if_terminated()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`tool --list-npu | head -1`): stop quietly, as Unix tools
+        # do; stdout goes to /dev/null so that the interpreter's last flush fails no more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
     except (CommandError, ValueError, OSError) as err:
         if os.environ.get("SWIFTFORMER_TRACEBACK"):
             raise

@@ -128,6 +128,24 @@ def test_the_wrapper_gives_one_line_status_2_and_restores_sigterm(capsys, monkey
         run_command("tool", multi_line)
 
 
+def test_a_closed_pipe_on_stdout_is_no_error():
+    """``compile_npu.py --list-npu | head -1``: the reader goes away; a real closed pipe
+    (its read end shut before the tool writes), the tool stops quietly."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "tflite", "compile_npu.py"),
+                                 "--list-npu"], stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141, result.stderr[-2000:]
+    assert "Broken pipe" not in result.stderr and "error" not in result.stderr.lower()
+
+
 def _tiny_checkpoint(path, variant=None):
     """An official-format checkpoint of a random model, written in code (safetensors)."""
     from safetensors.numpy import save_file

@@ -27,7 +27,8 @@ from swiftformer_tf.lite.reparameterize import reparameterize
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 APPROXIMATIONS = {
-    "int8": ["GELU as x * sigmoid(1.702 x)",
+    "int8": ["GELU as x * sigmoid(1.702 x) (1.702 folded into the conv before it, 1 / 1.702 "
+             "into the conv after it)",
              "L2 normalisations as 6 Newton steps for 1/sqrt (calibrated range, no eps); "
              "keys divided first by their max - min (Newton steps for 1/x)"],
 }

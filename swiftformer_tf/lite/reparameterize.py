@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from swiftformer_tf import kernels
-from swiftformer_tf.layers import SwiftFormerEncoder
+from swiftformer_tf.layers import ConvEncoder, Mlp, SwiftFormerEncoder
 from swiftformer_tf.lite.export_form import ExportForm
 from swiftformer_tf.model import SwiftFormer
 
@@ -49,6 +49,7 @@ def reparameterize(model: SwiftFormer, export_form: ExportForm = None) -> SwiftF
         kernel, bias = (np.asarray(w, np.float64) for w in old_mlp.fc1.get_weights())
         new_mlp.fc1.set_weights([(kernel * scale[None, None, :, None]).astype(np.float32),
                                  (bias + shift @ kernel[0, 0]).astype(np.float32)])
+    _fold_gelu_input_scale(fused, fused.export_form.gelu_input_scale)
     if model.include_top:
         kernel, bias = (np.asarray(w, np.float64) for w in model.head.get_weights())
         if model.dist_head is not None:  # inference output is the mean of both heads
@@ -59,6 +60,24 @@ def reparameterize(model: SwiftFormer, export_form: ExportForm = None) -> SwiftF
         fused.head.set_weights([(kernel * scale[:, None]).astype(np.float32),
                                 (bias + shift @ kernel).astype(np.float32)])
     return fused
+
+
+def _fold_gelu_input_scale(model, factor):
+    """``conv2(gelu(conv1(x)))`` as ``(conv2 / f)(g((f conv1)(x)))`` for an export GELU
+    ``g`` that takes its input pre-scaled by ``f`` (exact: both convs are linear)."""
+    if factor == 1.0:
+        return
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, ConvEncoder):
+            before, after = layer.pwconv1, layer.pwconv2
+        elif isinstance(layer, Mlp):
+            before, after = layer.fc1, layer.fc2
+        else:
+            continue
+        kernel, bias = before.get_weights()
+        before.set_weights([kernel * np.float32(factor), bias * np.float32(factor)])
+        kernel, bias = after.get_weights()
+        after.set_weights([kernel / np.float32(factor), bias])
 
 
 def _by_path(model):
