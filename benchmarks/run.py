@@ -160,6 +160,7 @@ def graph_facts(models, check_images):
     the held-out photographs: mean and worst image."""
     import numpy as np
 
+    from swiftformer_tf.lite.report import compare_logits
     from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
     references = {}
     for name, row in models.items():
@@ -179,11 +180,9 @@ def graph_facts(models, check_images):
         reference = references.get(row["variant"])
         if logits is None or reference is None:
             continue
-        cosine = (logits * reference).sum(-1) / (
-            np.linalg.norm(logits, axis=-1) * np.linalg.norm(reference, axis=-1) + 1e-12)
-        agreement = (logits.argmax(-1) == reference.argmax(-1)).mean()
-        row["cosine_mean"], row["cosine_min"] = float(cosine.mean()), float(cosine.min())
-        row["top1_agreement"] = float(agreement)
+        agreement = compare_logits(reference, logits)
+        for key in ("cosine_mean", "cosine_min", "top1_agreement"):
+            row[key] = agreement[key]
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -318,13 +317,13 @@ def plot(out, results):
 
 def compare(models, times, threads, variants):
     """Our fp32 and int8 against each peer path of the same variant and precision."""
-    pairs = [("fp32", "fp32", "litert_torch_{}_fp32", "litert-torch"),
-             ("int8", "int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
-             ("int8", "int8", "aeq_{}_int8", "ai-edge-quantizer")]
+    pairs = [("fp32", "litert_torch_{}_fp32", "litert-torch"),
+             ("int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
+             ("int8", "aeq_{}_int8", "ai-edge-quantizer")]
     comparisons = []
     for variant in variants:
-        for precision, ours_mode, peer_name, label in pairs:
-            ours = models.get(f"swiftformer_{variant.lower()}_{ours_mode}")
+        for precision, peer_name, label in pairs:
+            ours = models.get(f"swiftformer_{variant.lower()}_{precision}")
             peer = models.get(peer_name.format(variant.lower()))
             if not (ours and peer):
                 continue

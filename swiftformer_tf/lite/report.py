@@ -14,7 +14,13 @@ def fidelity(reference, candidate, images, progress=None) -> dict:
         out_all.append(np.asarray(candidate(x), np.float64).reshape(-1))
     if not ref_all:
         raise ValueError("no images to check fidelity on")
-    ref, out = np.stack(ref_all), np.stack(out_all)
+    return compare_logits(np.stack(ref_all), np.stack(out_all))
+
+
+def compare_logits(reference, candidate) -> dict:
+    """Per-image agreement of two (images, classes) logit arrays: max |diff|, cosine mean
+    and worst image, top-1 agreement."""
+    ref, out = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     cosine = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) *
                                              np.linalg.norm(out, axis=1), 1e-30)
     max_abs = float(np.abs(out - ref).max())
