@@ -139,11 +139,36 @@ def gelu_exact_fused(x):
 
 
 # -- the layers' building blocks: plain graph, training path or folded inference path ------
+def plain_layer(x, layer, export_form):
+    """``layer(x)`` for a ``Conv2D``, ``DepthwiseConv2D`` or ``Dense``; in a QAT form that
+    simulates int8 (:mod:`swiftformer_tf.lite.qat`), with the kernel rounded as the int8
+    export rounds it."""
+    quantizer = getattr(export_form, "quantizer", None)
+    if quantizer is None or quantizer.mode != "simulate":
+        return layer(x)
+    depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+    kernel = ops.cast(export_form.kernel(layer.kernel, depthwise), x.dtype)
+    if isinstance(layer, keras.layers.Dense):
+        y = ops.matmul(x, kernel)
+    elif depthwise:
+        y = ops.depthwise_conv(x, kernel, strides=layer.strides, padding=layer.padding)
+    else:
+        y = ops.conv(x, kernel, strides=layer.strides, padding=layer.padding)
+    return y + ops.cast(layer.bias, x.dtype)
+
+
+def activation(x, export_form, next_site=False):
+    """``x`` at a tensor the int8 converter quantizes: fake-quantized in a QAT form;
+    ``next_site``: with the range of the next such tensor (a residual branch, whose range
+    is the sum's)."""
+    return x if export_form is None else export_form.activation(x, next_site=next_site)
+
+
 def conv_norm(x, conv, bn, training, export_form):
     """``bn(conv(x))`` for a ``Conv2D`` or ``DepthwiseConv2D``: in inference the BatchNorm
     folded into the conv's kernel and bias."""
     if uses_plain_graph(export_form):
-        return bn(conv(x), training=training)
+        return bn(plain_layer(x, conv, export_form), training=training)
     if uses_batch_statistics(bn, training):
         return batch_norm_train(bn, conv(x))
     scale, shift = bn_affine(bn)
@@ -158,11 +183,12 @@ def conv_norm(x, conv, bn, training, export_form):
     return add_bias(y, ops.cast(conv.bias * scale + shift, x.dtype))
 
 
-def linear(x, layer, training, export_form, scale=None):
-    """``layer(x) * scale`` for a 1x1 ``Conv2D``; the fast path folds ``scale``."""
+def linear(x, layer, training, export_form, scale=None, residual=False):
+    """``layer(x) * scale`` for a 1x1 ``Conv2D``; the fast path folds ``scale``.
+    ``residual``: the output is a branch added to the residual stream next."""
     if uses_plain_graph(export_form):
-        y = layer(x)
-        return y if scale is None else y * scale
+        y = plain_layer(x, layer, export_form)
+        return activation(y if scale is None else y * scale, export_form, next_site=residual)
     return conv1x1(x, layer, scale=scale, training=training)
 
 
@@ -170,7 +196,8 @@ def norm_linear(x, bn, layer, training, export_form):
     """``layer(bn(x))`` for a 1x1 ``Conv2D``; in inference ``fc(x * s + t) = x (s W) +
     (t W + b)``. ``bn`` is None in the export form, where it is folded already."""
     if uses_plain_graph(export_form):
-        return layer(x if bn is None else bn(x, training=training))
+        return activation(plain_layer(x if bn is None else bn(x, training=training), layer,
+                                      export_form), export_form)
     if uses_batch_statistics(bn, training):
         return conv1x1(batch_norm_train(bn, x), layer, training=True)
     scale, shift = bn_affine(bn)

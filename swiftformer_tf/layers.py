@@ -14,6 +14,8 @@ they keep the plain layer graph and compute the GELU and L2 norms as the form sa
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import layers, ops
 
@@ -118,7 +120,9 @@ class ConvNorm(layers.Layer):
     def call(self, x, training=None):
         x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
         x = kernels.conv_norm(x, self.proj, self.norm, training, self.export_form)
-        return ops.relu(x) if self.activation == "relu" else x
+        # the converter fuses the ReLU into the conv: one quantized tensor, after it
+        return kernels.activation(ops.relu(x) if self.activation == "relu" else x,
+                                  self.export_form)
 
     def compute_output_shape(self, input_shape):
         half = lambda n: None if n is None else (n + 1) // 2  # noqa: E731
@@ -163,10 +167,10 @@ class ConvEncoder(layers.Layer):
 
     def call(self, x, training=None):
         form = self.export_form
-        y = kernels.conv_norm(x, self.dwconv, self.norm, training, form)
+        y = kernels.activation(kernels.conv_norm(x, self.dwconv, self.norm, training, form), form)
         y = kernels.gelu(kernels.linear(y, self.pwconv1, training, form), form)
-        y = kernels.linear(y, self.pwconv2, training, form, scale=self.layer_scale)
-        return x + self.drop_path(y, training)
+        y = kernels.linear(y, self.pwconv2, training, form, scale=self.layer_scale, residual=True)
+        return kernels.activation(x + self.drop_path(y, training), form)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -205,7 +209,7 @@ class Mlp(layers.Layer):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
         form = self.export_form
         y = kernels.gelu(kernels.norm_linear(x, self.norm1, self.fc1, training, form), form)
-        return kernels.linear(y, self.fc2, training, form, scale=output_scale)
+        return kernels.linear(y, self.fc2, training, form, scale=output_scale, residual=True)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -252,20 +256,24 @@ class EfficientAdditiveAttention(layers.Layer):
     def call(self, x, training=None, output_scale=None):
         """``output_scale`` (the encoder's layer scale) multiplies the output channels."""
         form = self.export_form
+        q = functools.partial(kernels.activation, export_form=form)  # int8 tensors in QAT
         query = self._normalize(kernels.linear(x, self.to_query, training, form), -1, 0)
         key = self._normalize(kernels.linear(x, self.to_key, training, form), -1, 1)
         if self.attention == "normalize":
-            scores = self._normalize(self._scores(query, training), (1, 2), 2)
-            global_query = ops.sum(scores * query, axis=(1, 2), keepdims=True)
+            scores = self._normalize(q(self._scores(query, training)), (1, 2), 2)
+            global_query = q(ops.sum(q(scores * query), axis=(1, 2), keepdims=True))
         else:
-            global_query = ops.sum(query, axis=(1, 2), keepdims=True)
-        y = kernels.linear(global_query * key, self.proj, training, form) + query
-        return kernels.linear(y, self.final, training, form, scale=output_scale)
+            global_query = q(ops.sum(query, axis=(1, 2), keepdims=True))
+        y = q(kernels.linear(q(global_query * key), self.proj, training, form, residual=True)
+              + query)
+        return kernels.linear(y, self.final, training, form, scale=output_scale, residual=True)
 
     def _scores(self, query, training=None):
         # (q̂ @ w_g) * D**-0.5 as a 1x1 conv to one channel.
         kernel = ops.reshape(self.w_g * (self.dim ** -0.5), (1, 1, self.dim, 1))
         if kernels.uses_plain_graph(self.export_form):
+            if self.export_form is not None:
+                kernel = self.export_form.kernel(kernel)
             return ops.conv(query, ops.cast(kernel, query.dtype))
         return kernels.pointwise(query, kernel, training=training)
 
@@ -319,12 +327,14 @@ class SwiftFormerEncoder(layers.Layer):
                                              name="layer_scale_2")
 
     def call(self, x, training=None):
+        form = self.export_form
         x = self.local_representation(x, training=training)
         x = x + self.drop_path(self.attn(x, training=training, output_scale=self.layer_scale_1),
                                training)
+        x = kernels.activation(x, form)
         x = x + self.drop_path(self.linear(x, training=training, output_scale=self.layer_scale_2),
                                training)
-        return x
+        return kernels.activation(x, form)
 
     def compute_output_shape(self, input_shape):
         return input_shape

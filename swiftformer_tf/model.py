@@ -144,6 +144,7 @@ class SwiftFormer(keras.Model):
         self.features_only = bool(features_only)
         self.include_preprocessing = bool(include_preprocessing)
         self.export_form = form = _export_form(export_form)
+        self.quantizer = None  # the fake quantization of a QAT form (swiftformer_tf.lite.qat)
 
         self.preprocessing = (ImageNetPreprocessing(name="preprocessing")
                               if include_preprocessing else None)
@@ -230,10 +231,31 @@ class SwiftFormer(keras.Model):
         for head in (self.head, self.dist_head):
             if head is not None:
                 head.build((None, shape[-1]))
+        if self.export_form is not None and self.export_form.quantized:
+            self._add_activation_ranges()
         self.built = True
+
+    def _add_activation_ranges(self):
+        """The QAT form's (min, max) per quantized activation, numbered in call order by a
+        counting pass (the count depends on the form, not on the input size)."""
+        from swiftformer_tf.lite.qat import Quantizer
+        # one quantizer for every layer's form (Keras may hand a layer a copy of its form)
+        self.quantizer = Quantizer()
+        for layer in self._flatten_layers(include_self=True):
+            if getattr(layer, "export_form", None) is not None:
+                layer.export_form.quantizer = self.quantizer
+        shape = [1] + [32 if n is None else n for n in self.image_shape]
+        with self.quantizer.using("count"):
+            self.quantizer.begin()
+            self.call(ops.zeros(shape), training=False)
+        self.activation_ranges = self.add_weight(
+            shape=(self.quantizer.sites, 2), initializer="zeros", name="activation_ranges")
+        self.quantizer.ranges = self.activation_ranges
 
     # -- forward ------------------------------------------------------------------------
     def call(self, inputs, training=None, return_both_heads=False):
+        if self.quantizer is not None:
+            self.quantizer.begin()
         features = self.forward_features(inputs, training=training)
         if self.features_only:
             return features
@@ -249,8 +271,9 @@ class SwiftFormer(keras.Model):
             if self.pooling == "max":
                 return ops.max(x, axis=(1, 2))
             return x
-        pooled = ops.mean(x, axis=(1, 2))
-        logits = self.head(pooled)
+        form = self.export_form
+        pooled = kernels.activation(ops.mean(x, axis=(1, 2)), form)
+        logits = kernels.activation(kernels.plain_layer(pooled, self.head, form), form)
         if self.dist_head is None:
             return logits
         dist_logits = self.dist_head(pooled)
@@ -260,9 +283,10 @@ class SwiftFormer(keras.Model):
 
     def forward_features(self, inputs, training=None):
         """The outputs of the 4 stages (before the final norm), strides 4, 8, 16, 32."""
-        x = inputs
+        form = self.export_form
+        x = kernels.activation(inputs, form)
         if self.preprocessing is not None:
-            x = self.preprocessing(x)
+            x = kernels.activation(self.preprocessing(x), form)
         for layer in self.stem:
             x = layer(x, training=training)
         features = []
@@ -348,6 +372,10 @@ def _load_keras(path, variant, overrides):
                if k not in config or _as_config_value(v) != _as_config_value(config[k])}
     if not changed:
         return model
+    if model.reparameterized:  # an export or QAT form: its weights are folded already
+        raise CheckpointError(f"{path}: holds an export form (reparameterized, e.g. from "
+                              f"train.py --qat) that cannot be rebuilt with other "
+                              f"{', '.join(sorted(changed))}")
     # Another configuration: the weights go over by name, through the checkpoint transfer.
     checkpoint = Checkpoint(
         path=path, format="keras", tensors=export_state_dict(model.weights), wrapper_key=None,

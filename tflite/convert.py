@@ -56,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--output", help="output .tflite (default swiftformer_<variant>_<mode>.tflite)")
     p.add_argument("--report", help="also write the summary as JSON here")
     p.add_argument("--no-check", action="store_true", help="skip the fidelity check and timing")
+    p.add_argument("--reference", metavar="MODEL",
+                   help="the Keras model (or checkpoint) the check compares against "
+                        "(default: the converted model; for a QAT model, its float form), "
+                        "e.g. the float model a QAT model was fine-tuned from")
     p.add_argument("--debug-csv", help="write the QuantizationDebugger per-layer errors (CSV)")
     p.add_argument("--selective", type=float, metavar="COSINE",
                    help="keep the worst layers in float until the logit cosine on the "
@@ -81,6 +85,8 @@ def parse_args(argv=None):
         p.error("--debug-csv and --selective need --quantize int8 or int16x8")
     if args.selective and args.no_check:
         p.error("--selective measures fidelity on the check images; drop --no-check")
+    if args.reference and args.no_check:
+        p.error("--reference is what the check compares against; drop --no-check")
     return args
 
 
@@ -106,6 +112,7 @@ def convert_and_report(args):
     from swiftformer_tf.imagenet import normalize
     from swiftformer_tf.io_utils import check_writable, write_file, write_json
     from swiftformer_tf.lite.calibration import ImageSource
+    from swiftformer_tf.lite import qat
     from swiftformer_tf.lite.converter import convert
     from swiftformer_tf.lite.report import fidelity, format_summary
     from swiftformer_tf.lite.runtime import (TFLiteRunner, interpreter_class, measure_latency,
@@ -125,13 +132,25 @@ def convert_and_report(args):
         bar = tqdm(source.calibration(args.num_calibration), total=args.num_calibration,
                    desc="calibration images", unit="img")
         calibration = [prepare(x) for x in bar]
-    check_images = []
+    check_images, check_labels = [], []
     if not args.no_check:
-        check_images = [prepare(x) for x in source.check(args.num_check,
-                                                         skip=args.num_calibration)]
+        for image, label in source.labelled_check(args.num_check, skip=args.num_calibration):
+            check_images.append(prepare(image))
+            check_labels.append(label)
+    reference_model, reference_name = model, "the Keras model"
+    if args.reference:
+        from swiftformer_tf import load
+        reference_model = load(args.reference, include_preprocessing=args.include_preprocessing,
+                               input_shape=(None, None, 3))
+        reference_name = args.reference
+    elif qat.is_qat_model(model):
+        reference_name = "the float form of the QAT model"
 
     def keras_reference(x):
-        return model(x, training=False)
+        if qat.is_qat_model(reference_model):
+            with reference_model.quantizer.using("off"):
+                return reference_model(x, training=False)
+        return reference_model(x, training=False)
 
     def cosine_of(flatbuffer):
         return fidelity(keras_reference, TFLiteRunner(flatbuffer), check_images)["cosine_mean"]
@@ -154,8 +173,10 @@ def convert_and_report(args):
               "norm_references": result.norm_references,
               "calibration": source.description if calibration else None}
     if not args.no_check:
-        report["fidelity"] = fidelity(keras_reference, TFLiteRunner(result.flatbuffer),
-                                      tqdm(check_images, desc="fidelity check", unit="img"))
+        report["fidelity"] = dict(
+            fidelity(keras_reference, TFLiteRunner(result.flatbuffer),
+                     tqdm(check_images, desc="fidelity check", unit="img"), labels=check_labels),
+            reference=reference_name)
         report["latency"] = [dict(measure_latency(result.flatbuffer, t, args.runs).to_dict(),
                                   threads=t) for t in args.threads]
     if args.gpu_check != "off":

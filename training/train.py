@@ -6,6 +6,11 @@ distillation) on tf.distribute, with resumable step checkpoints.
     python training/train.py --variant XS --data tfds:imagenet2012 --data-dir ~/tensorflow_datasets
     python training/train.py --variant XS --data folder:/data/my_classes --init SwiftFormer_XS.pth
     python training/train.py --variant XS --data synthetic --epochs 10 --image-size 64 --output runs/demo
+
+Quantization-aware fine-tuning of a trained model for the int8 export (then
+``tflite/convert.py --weights DIR/model.keras --quantize int8``):
+
+    python training/train.py --init runs/demo/model.keras --qat --data synthetic --image-size 64 --output runs/demo_qat
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's 
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # kernels are outside its determinism switch
 
 from swiftformer_tf.training.cluster import STRATEGIES  # noqa: E402
-from swiftformer_tf.training.recipe import Recipe, recipe_for  # noqa: E402
+from swiftformer_tf.training.recipe import Recipe, qat_recipe, recipe_for  # noqa: E402
 from swiftformer_tf.variants import VARIANTS, get_config  # noqa: E402
 
 
@@ -51,6 +56,12 @@ def parse_args(argv=None):
                                   "downloaded once and verified), a checkpoint the converter "
                                   "reads, or .keras; heads are dropped when the class count "
                                   "differs")
+    p.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning of the --init model's int8 export "
+                        "form, distilled from the --init model's logits; its own defaults: 1 "
+                        "epoch at lr 5e-5, no warm-up, AGC or mixing (flags still override)")
+    p.add_argument("--qat-calibration", type=int, default=256, metavar="N",
+                   help="training images (eval transform) that calibrate the QAT ranges")
     p.add_argument("--num-classes", type=int, help="default: the dataset's")
     p.add_argument("--output", default="runs/swiftformer")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
@@ -87,7 +98,15 @@ def parse_args(argv=None):
         p.error(f"--variant must be one of {', '.join(VARIANTS)} or a JSON config")
     else:
         args.variant = args.variant.upper()
-    recipe = recipe_for(args.variant if isinstance(args.variant, str) else "custom")
+    name = args.variant if isinstance(args.variant, str) else "custom"
+    recipe = qat_recipe(name) if args.qat else recipe_for(name)
+    if args.qat and not args.init:
+        p.error("--qat fine-tunes a trained model: give it with --init MODEL.keras (or a "
+                "checkpoint)")
+    if args.qat and args.teacher != "none":
+        p.error("--qat distils from the --init model; leave --teacher out")
+    if args.qat_calibration < 1:
+        p.error("--qat-calibration must be positive")
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
                  if getattr(args, f.name) is not None}
     args.recipe = dataclasses.replace(recipe, **overrides)
@@ -124,7 +143,7 @@ def build_teacher(args, num_classes):
     return load
 
 
-RUN_IDENTITY = ("variant", "data", "num_classes", "recipe", "seed")
+RUN_IDENTITY = ("variant", "data", "num_classes", "recipe", "seed", "qat")
 
 
 def claim_run_folder(output, run_config, resume, overwrite):
@@ -148,7 +167,7 @@ def claim_run_folder(output, run_config, resume, overwrite):
         return f"{config_path}: unreadable ({err}); this folder's run cannot be identified"
     if resume:
         for key in RUN_IDENTITY:
-            if previous.get(key) != run_config[key]:
+            if previous.get(key) != run_config.get(key):
                 return (f"--resume with a different {key} than the run in {output} "
                         f"({previous.get(key)!r} there)")
         return None
@@ -170,11 +189,8 @@ def train(args):
     from tqdm import tqdm
 
     from swiftformer_tf import SwiftFormer, load
-    from swiftformer_tf.io_utils import CommandError, write_json
     from swiftformer_tf.training import data as data_lib
-    from swiftformer_tf.training.trainer import RunOptions, Trainer
 
-    chief = cluster.is_chief(strategy)
     print(f"strategy: {cluster.describe(strategy)}")
     recipe = args.recipe
     if args.deterministic:
@@ -191,6 +207,8 @@ def train(args):
         train = data_lib.without_unreadable(train, checking(train))
         val = data_lib.without_unreadable(val, checking(val))
     num_classes = args.num_classes or train.num_classes
+    if args.qat:
+        return train_qat(args, strategy, train, val, num_classes, checking)
     teacher_fn = build_teacher(args, num_classes)
     model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
                          distillation=teacher_fn is not None or args.teacher == "none",
@@ -209,6 +227,18 @@ def train(args):
             model.set_weights(init.get_weights())  # same constructor options: same variables
         return model
 
+    return run_training(args, strategy, train, val, num_classes, model_fn, teacher_fn, checking)
+
+
+def run_training(args, strategy, train, val, num_classes, model_fn, teacher_fn, checking):
+    """Trains ``model_fn()``'s model in ``args.output`` (claimed for this run), exports it
+    and reports; shared by training and quantization-aware fine-tuning."""
+    from swiftformer_tf.io_utils import CommandError, write_json
+    from swiftformer_tf.training import cluster
+    from swiftformer_tf.training import data as data_lib
+    from swiftformer_tf.training.trainer import RunOptions, Trainer
+    chief = cluster.is_chief(strategy)
+    recipe = args.recipe
     augmentation = data_lib.Augmentation(
         rand_augment=recipe.rand_augment, color_jitter=recipe.color_jitter,
         crop_scale_min=recipe.crop_scale_min, reprob=recipe.reprob, mixup=recipe.mixup,
@@ -220,6 +250,8 @@ def train(args):
     run_config = {"variant": args.variant, "data": args.data, "num_classes": num_classes,
                   "recipe": dataclasses.asdict(recipe), "seed": args.seed,
                   "teacher": args.teacher, "replicas": strategy.num_replicas_in_sync}
+    if args.qat:
+        run_config.update(qat=True, init=args.init)
     if chief:  # the other workers of a cluster never touch the run folder
         refusal = claim_run_folder(args.output, run_config, args.resume, args.overwrite)
         if refusal:
@@ -258,10 +290,55 @@ def train(args):
                "ema_val_top1": ema.get("top1"), **paths}
     write_json(os.path.join(args.output, "summary.json"), summary)
     top1 = f"{100 * final['top1']:.2f}%" if final else "n/a"
+    if args.qat:
+        top1 += " (int8 simulated)"
     print(f"done: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
           f"({result['images_per_second'] or 0:.1f} img/s), val top-1 {top1}, EMA top-1 "
           f"{100 * ema['top1']:.2f}% -> {paths['model']}" if ema else f"done -> {paths['model']}")
     return 0
+
+
+def train_qat(args, strategy, train, val, num_classes, checking):
+    """Quantization-aware fine-tuning (:mod:`swiftformer_tf.lite.qat`): the int8 export
+    form of the --init model, ranges calibrated on training images, distilled from it."""
+    import numpy as np
+
+    from swiftformer_tf import SwiftFormer, load
+    from swiftformer_tf.io_utils import CommandError
+    from swiftformer_tf.lite import qat
+    from swiftformer_tf.training import data as data_lib
+    size = args.recipe.image_size
+    source = load(args.init, variant=args.variant, num_classes=num_classes)
+    if source.load_report and source.load_report.fresh_heads:
+        raise CommandError(f"--init {args.init}: its heads are for another class count "
+                           f"than the data's {num_classes}; --qat fine-tunes a model trained "
+                           f"on these classes")
+    if source.reparameterized:
+        raise CommandError(f"--init {args.init}: is an export form already; give the "
+                           f"trainable float model")
+    print(f"init: {args.init}: {source.load_report or 'all weights of the .keras file'}")
+    images, batches = [], data_lib.eval_dataset(train, 32, size)
+    for batch, _ in batches:
+        images.extend(np.asarray(batch))
+        if len(images) >= args.qat_calibration:
+            break
+    images = images[:args.qat_calibration]
+    print(f"QAT: int8 export form of {source.name}, ranges calibrated on {len(images)} "
+          f"training images")
+    options = {k: v for k, v in source.get_config().items() if k not in ("name", "trainable")}
+
+    def float_copy():  # made in the strategy's scope, with the --init weights
+        model = SwiftFormer(**options)
+        model.set_weights(source.get_weights())
+        return model
+
+    def teacher_fn():
+        teacher = float_copy()
+        teacher.trainable = False
+        return teacher
+
+    return run_training(args, strategy, train, val, num_classes,
+                        lambda: qat.prepare(float_copy(), images), teacher_fn, checking)
 
 
 def main(argv=None):

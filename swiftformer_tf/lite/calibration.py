@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -80,15 +80,29 @@ def builtin_images(split="calibration") -> Iterator:
                 yield view
 
 
-def synthetic_images(split="calibration") -> Iterator:
+def synthetic_images(split="calibration", labelled=False) -> Iterator:
     """The built-in synthetic dataset (swiftformer_tf.synthetic): calibration from the
     training distribution (seed 0), the check on exactly the proof run's validation split
     (1,000 images, seed 1, as ``synthetic_splits`` makes it)."""
     from PIL import Image
 
     from swiftformer_tf.synthetic import make_dataset
-    images, _ = make_dataset(1000, 80, seed=0 if split == "calibration" else 1)
+    images, labels = make_dataset(1000, 80, seed=0 if split == "calibration" else 1)
+    if labelled:
+        return ((Image.fromarray(image), int(label)) for image, label in zip(images, labels))
     return (Image.fromarray(image) for image in images)
+
+
+def folder_labels(folder, paths) -> Optional[List[int]]:
+    """Class indices of ``paths`` when ``folder`` holds one subfolder per class (sorted
+    names, as training reads it), else None."""
+    classes = sorted(d for d in os.listdir(folder)
+                     if os.path.isdir(os.path.join(folder, d)) and not d.startswith("."))
+    if len(classes) < 2 or {"train", "val"} <= set(classes):
+        return None
+    index = {name: i for i, name in enumerate(classes)}
+    labels = [index.get(os.path.relpath(p, folder).split(os.sep)[0]) for p in paths]
+    return None if any(label is None for label in labels) else labels
 
 
 def folder_images(folder) -> List[str]:
@@ -105,8 +119,9 @@ def folder_images(folder) -> List[str]:
     return paths
 
 
-def tfds_images(spec) -> Iterator:
-    """Images of ``tfds:NAME[:SPLIT]`` from the local TFDS data dir (never downloads)."""
+def tfds_images(spec, labelled=False) -> Iterator:
+    """Images of ``tfds:NAME[:SPLIT]`` from the local TFDS data dir (never downloads);
+    ``labelled``: (image, label or None) pairs."""
     parts = spec.split(":")
     name, split = parts[1], (parts[2] if len(parts) > 2 else "train")
     try:
@@ -126,7 +141,12 @@ def tfds_images(spec) -> Iterator:
         if image is None:
             raise CalibrationError(f"{spec}: examples have no 'image' feature")
         image = np.asarray(image)
-        yield Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        if labelled:
+            label = example.get("label")
+            yield image, (None if label is None else int(label))
+        else:
+            yield image
 
 
 class ImageSource:
@@ -168,12 +188,23 @@ class ImageSource:
     def check(self, count, skip=0) -> Iterator[np.ndarray]:
         """Held-out images: the builtin check photographs, or a folder's / split's images
         after the ``skip`` used for calibration (builtin ones if none are left)."""
-        if self.spec in ("builtin", "synthetic"):
-            stream = self._pil_images("check")
+        for image, _ in self.labelled_check(count, skip):
+            yield image
+
+    def labelled_check(self, count, skip=0) -> Iterator[Tuple[np.ndarray, Optional[int]]]:
+        """:meth:`check`'s images with their class index where the source has labels (the
+        synthetic set, a TFDS split with a ``label`` feature, a folder of class
+        subfolders), else None."""
+        if self.spec == "builtin":
+            stream = ((image, None) for image in builtin_images("check"))
+        elif self.spec == "synthetic":
+            stream = synthetic_images("check", labelled=True)
         elif self.spec.startswith("tfds:"):
-            stream = itertools.islice(tfds_images(self.spec), skip, None)
+            stream = itertools.islice(tfds_images(self.spec, labelled=True), skip, None)
         else:
             rest = self._paths[skip:]
-            stream = (_open(p) for p in rest) if rest else builtin_images("check")
-        for image in itertools.islice(stream, count):
-            yield eval_transform(image, self.size)
+            labels = folder_labels(self.spec, rest) if rest else None
+            stream = (zip((_open(p) for p in rest), labels or itertools.repeat(None)) if rest
+                      else ((image, None) for image in builtin_images("check")))
+        for image, label in itertools.islice(stream, count):
+            yield eval_transform(image, self.size), label

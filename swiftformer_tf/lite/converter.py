@@ -22,6 +22,7 @@ from typing import Callable, Iterable, List, Optional
 import numpy as np
 
 from swiftformer_tf.io_utils import CommandError
+from swiftformer_tf.lite import qat
 from swiftformer_tf.lite.export_form import integer_form
 from swiftformer_tf.lite.reparameterize import reparameterize
 
@@ -48,7 +49,13 @@ class ConversionResult:
 
 
 def export_graph(model, quantize, calibration=None):
-    """The Keras graph that gets converted for ``quantize``."""
+    """The Keras graph that gets converted for ``quantize``. A QAT model (already the
+    int8 export form, :mod:`.qat`) is its own graph; see :func:`qat.export_mode`."""
+    if qat.is_qat_model(model):
+        return model, model.export_form.norm_references
+    if model.reparameterized:
+        raise ExportError(f"{model.name} is an export form already; convert the trainable "
+                          f"model it was made from")
     if quantize == "int8":
         form = integer_form(model, (x[None] for x in calibration))
         return reparameterize(model, form), form.norm_references
@@ -135,8 +142,9 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
 
     workdir = tempfile.mkdtemp(prefix="swiftformer_tflite_")
     try:
-        converter = configure(saved_model_converter(graph, shape, workdir), quantize,
-                              representative, int8_io)
+        with qat.export_mode(graph, quantize):  # the SavedModel is traced in this mode
+            converter = configure(saved_model_converter(graph, shape, workdir), quantize,
+                                  representative, int8_io)
         kept = []
         if needs_data and (debug_csv or selective_target):
             flatbuffer, kept = _debugged(converter, representative, debug_csv, selective_target,
@@ -147,8 +155,13 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
         shutil.rmtree(workdir, ignore_errors=True)
     if needs_data and not _has_integer_activations(flatbuffer):
         raise ExportError(f"--quantize {quantize} produced a model without integer activations")
+    approximations = APPROXIMATIONS.get(quantize, [])
+    if qat.is_qat_model(model):
+        approximations = APPROXIMATIONS["int8"] + (
+            ["activation ranges learned by quantization-aware training"]
+            if quantize == "int8" else [])
     return ConversionResult(flatbuffer=flatbuffer, quantize=quantize,
-                            approximations=APPROXIMATIONS.get(quantize, []),
+                            approximations=approximations,
                             norm_references=references, kept_float=kept)
 
 

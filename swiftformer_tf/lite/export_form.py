@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from swiftformer_tf.layers import PACKAGE, l2_normalize
+from swiftformer_tf.lite.qat import SIGMOID_RANGE
 
 GELU_FORMS = ("exact", "sigmoid", "sigmoid_folded")
 GELU_SIGMOID_SCALE = 1.702  # gelu(x) ~ x * sigmoid(1.702 x)
@@ -40,9 +41,13 @@ class ExportForm:
             :func:`calibrate_norm_references`; None keeps them exact.
         stage: the stage whose references :meth:`l2_normalize` uses (set by
             :meth:`for_stage` when the model hands the form to a stage).
+        quantized: the QAT form (:mod:`swiftformer_tf.lite.qat`): fake quantization of
+            weights and activations where the int8 converter quantizes; the model owns the
+            activation ranges and sets :attr:`quantizer`.
     """
 
-    def __init__(self, gelu="exact", norm_references=None, stage: Optional[int] = None):
+    def __init__(self, gelu="exact", norm_references=None, stage: Optional[int] = None,
+                 quantized=False):
         if gelu not in GELU_FORMS:
             raise ValueError(f"gelu must be one of {GELU_FORMS}, got {gelu!r}")
         self.gelu_form = gelu
@@ -51,9 +56,25 @@ class ExportForm:
                                   [float(v) for v in r] for r in stage_refs]
                                  for stage_refs in norm_references])
         self.stage = stage
+        self.quantized = bool(quantized)
+        self.quantizer = None  # a qat.Quantizer, set by the model of a quantized form
 
     def for_stage(self, index: int) -> "ExportForm":
-        return ExportForm(self.gelu_form, self.norm_references, stage=index)
+        form = ExportForm(self.gelu_form, self.norm_references, stage=index,
+                          quantized=self.quantized)
+        form.quantizer = self.quantizer
+        return form
+
+    def activation(self, x, fixed_range=None, next_site=False):
+        """``x`` at a tensor the int8 converter quantizes: fake-quantized in a QAT form
+        (see :meth:`swiftformer_tf.lite.qat.Quantizer.activation`)."""
+        if self.quantizer is None:
+            return x
+        return self.quantizer.activation(x, fixed_range, next_site)
+
+    def kernel(self, kernel, depthwise=False):
+        """A layer's kernel as the int8 converter rounds it, in a QAT form."""
+        return kernel if self.quantizer is None else self.quantizer.kernel(kernel, depthwise)
 
     @property
     def gelu_input_scale(self) -> float:
@@ -62,25 +83,29 @@ class ExportForm:
         return GELU_SIGMOID_SCALE if self.gelu_form == "sigmoid_folded" else 1.0
 
     def gelu(self, x):
+        q = self.activation
         if self.gelu_form == "sigmoid":
-            return x * ops.sigmoid(GELU_SIGMOID_SCALE * x)
+            return q(x * q(ops.sigmoid(q(GELU_SIGMOID_SCALE * x)), SIGMOID_RANGE))
         if self.gelu_form == "sigmoid_folded":
-            return x * ops.sigmoid(x)
-        return ops.gelu(x, approximate=False)
+            return q(x * q(ops.sigmoid(x), SIGMOID_RANGE))
+        return q(ops.gelu(x, approximate=False))
 
     def l2_normalize(self, x, axis, site):
         """The attention's L2 normalisation number ``site`` (0 query, 1 key, 2 token
         weights) of this form's stage."""
         if self.norm_references is None:
-            return l2_normalize(x, axis)
+            return self.activation(l2_normalize(x, axis))
         reference = self.norm_references[self.stage][site]
         if isinstance(reference, float):
-            return l2_normalize_newton(x, axis, reference)
-        return l2_normalize_prescaled(x, axis, *reference)
+            return l2_normalize_newton(x, axis, reference, q=self.activation)
+        return l2_normalize_prescaled(x, axis, *reference, q=self.activation)
 
     def get_config(self):
-        return {"gelu": self.gelu_form, "norm_references": self.norm_references,
-                "stage": self.stage}
+        config = {"gelu": self.gelu_form, "norm_references": self.norm_references,
+                  "stage": self.stage}
+        if self.quantized:  # older files (and float forms) have no such key
+            config["quantized"] = True
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -96,7 +121,11 @@ def integer_form(model, images) -> ExportForm:
                       norm_references=calibrate_norm_references(model, images))
 
 
-def l2_normalize_newton(x, axis, reference, steps=6):
+def _unquantized(x, fixed_range=None):
+    return x
+
+
+def l2_normalize_newton(x, axis, reference, steps=6, q=_unquantized):
     """``x / ||x||`` from MUL, SUB and SUM only, without the eps.
 
     ``reference`` is the largest calibrated ``sum(x**2)`` over 2.5, so ``s = sum(x**2) /
@@ -106,15 +135,18 @@ def l2_normalize_newton(x, axis, reference, steps=6):
     of full convergence on purpose: converged factors would be int8 tensors of near-zero
     range, which XNNPACK refuses to delegate (measured: a damped variant that converged
     fully left SUB ops on the CPU and split the graph into 5 partitions).
+
+    ``q`` marks every op output the int8 converter quantizes (QAT; identity otherwise).
     """
-    half_s = ops.sum(x * x, axis=axis, keepdims=True) * (0.5 / reference)
-    y = 1.8 - half_s
+    half_s = q(q(ops.sum(q(x * x), axis=axis, keepdims=True)) * (0.5 / reference))
+    y = q(1.8 - half_s)
     for _ in range(steps):
-        y = y * (1.5 - half_s * (y * y))
-    return x * (y * (reference ** -0.5))
+        y = q(y * q(1.5 - q(half_s * q(y * y))))
+    return q(x * q(y * (reference ** -0.5)))
 
 
-def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5):
+def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5,
+                           q=_unquantized):
     """:func:`l2_normalize_newton` of ``x`` divided first by its spread ``max - min`` over
     ``axis`` (two REDUCE_MAX: integer on XNNPACK, accepted by NPU compilers); the same
     function in float, since ``x / ||x||`` ignores a positive factor.
@@ -129,12 +161,15 @@ def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5)
     """
     # max - min as max(x) + max(-x): NPU compilers reject REDUCE_MIN (OpenVINO: "op type 89
     # is not supported"), and the negation is a MUL by -1, because an int8 NEG stays float.
-    spread = ops.max(x, axis=axis, keepdims=True) + ops.max(x * -1.0, axis=axis, keepdims=True)
-    r = spread * (1.0 / spread_reference)
-    y = 2.0 - r
+    # (REDUCE_MAX keeps its input's int8 range: no quantization point of its own)
+    spread = q(ops.max(x, axis=axis, keepdims=True) +
+               ops.max(q(x * -1.0), axis=axis, keepdims=True))
+    r = q(spread * (1.0 / spread_reference))
+    y = q(2.0 - r)
     for _ in range(steps - 1):
-        y = y * (2.0 - r * y)
-    return l2_normalize_newton(x * (y * (1.0 / spread_reference)), axis, square_reference)
+        y = q(y * q(2.0 - q(r * y)))
+    return l2_normalize_newton(q(x * q(y * (1.0 / spread_reference))), axis, square_reference,
+                               q=q)
 
 
 def calibrate_norm_references(model, images) -> list:

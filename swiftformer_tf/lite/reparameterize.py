@@ -22,17 +22,20 @@ def _bn_affine(bn):
     return tuple(np.asarray(t) for t in kernels.bn_affine(bn, "float64"))
 
 
-def reparameterize(model: SwiftFormer, export_form: ExportForm = None) -> SwiftFormer:
+def reparameterize(model: SwiftFormer, export_form: ExportForm = None,
+                   input_shape=None) -> SwiftFormer:
     """A new model computing ``model(x)`` (inference) with folded BatchNorms and one head.
 
     ``export_form`` (default: the exact float form) may swap in the integer-friendly GELU
     and L2 normalisations of the int8 export (:func:`export_form.integer_form`), which
     change the function slightly and keep every op on XNNPACK's integer kernels.
+    ``input_shape`` (H, W, 3) replaces the model's.
     """
     if model.reparameterized:
         raise ValueError(f"{model.name} is reparameterized already")
     fused = SwiftFormer(model.config, include_top=model.include_top,
-                        num_classes=model.num_classes, input_shape=model.image_shape,
+                        num_classes=model.num_classes,
+                        input_shape=input_shape or model.image_shape,
                         pooling=model.pooling, distillation=model.distillation,
                         attention=model.attention, features_only=model.features_only,
                         include_preprocessing=model.include_preprocessing,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def fidelity(reference, candidate, images, progress=None) -> dict:
-    """Compares two classifiers (callables on one (1, H, W, 3) batch) on ``images``."""
+def fidelity(reference, candidate, images, progress=None, labels=None) -> dict:
+    """Compares two classifiers (callables on one (1, H, W, 3) batch) on ``images``; with
+    ``labels`` (a class index per image, None where unknown) also their top-1 accuracy."""
     ref_all, out_all = [], []
     for image in (progress(images) if progress else images):
         x = np.asarray(image, np.float32)[None]
@@ -14,7 +15,22 @@ def fidelity(reference, candidate, images, progress=None) -> dict:
         out_all.append(np.asarray(candidate(x), np.float64).reshape(-1))
     if not ref_all:
         raise ValueError("no images to check fidelity on")
-    return compare_logits(np.stack(ref_all), np.stack(out_all))
+    report = compare_logits(np.stack(ref_all), np.stack(out_all))
+    if labels is not None:
+        report.update(accuracy(np.stack(ref_all), np.stack(out_all), labels))
+    return report
+
+
+def accuracy(reference, candidate, labels) -> dict:
+    """Top-1 accuracy of both logit arrays on the images that have a label; {} if none
+    has."""
+    known = np.array([label is not None for label in labels], bool)
+    if not known.any():
+        return {}
+    truth = np.array([label for label in labels if label is not None])
+    return {"labelled_images": int(known.sum()),
+            "reference_top1": float((reference[known].argmax(1) == truth).mean()),
+            "candidate_top1": float((candidate[known].argmax(1) == truth).mean())}
 
 
 def compare_logits(reference, candidate) -> dict:
@@ -54,10 +70,16 @@ def format_summary(report: dict) -> str:
         lines.append(f"kept in float:  {len(report['kept_float'])} layers (selective mode)")
     check = report.get("fidelity")
     if check:
+        if check.get("reference"):
+            lines.append(f"check against:  {check['reference']}")
         lines.append(f"fidelity:       {check['images']} held-out images: max |diff| "
                      f"{check['max_abs_diff']:.3g} ({check['relative_max_diff']:.2e} of max |ref|), "
                      f"cosine mean {check['cosine_mean']:.5f} / min {check['cosine_min']:.5f}, "
                      f"top-1 agreement {100 * check['top1_agreement']:.1f}%")
+        if "reference_top1" in check:
+            lines.append(f"accuracy:       {check['labelled_images']} labelled images: top-1 "
+                         f"{100 * check['reference_top1']:.1f}% reference, "
+                         f"{100 * check['candidate_top1']:.1f}% this model")
     if report.get("gpu"):
         lines.append(f"GPU delegate:   {report['gpu']['summary']}")
     for compiled in report.get("npu", []):

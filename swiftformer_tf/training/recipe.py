@@ -41,3 +41,17 @@ VARIANT_OVERRIDES = {
 
 def recipe_for(variant: str) -> Recipe:
     return dataclasses.replace(Recipe(), **VARIANT_OVERRIDES.get(variant, {}))
+
+
+# Quantization-aware fine-tuning (train.py --qat) starts from a trained float model: one
+# epoch at a small constant rate, no warm-up, AGC, stochastic depth or mixing, and the float
+# model's logits as the target of most of the loss (distillation_alpha; measured on the
+# synthetic XS: squared logit error took the int8 logit cosine from 0.9982 to 0.9994 in
+# 100 steps, soft-target cross-entropy to 0.9990).
+QAT_OVERRIDES = {"epochs": 1, "lr": 5e-5, "warmup_epochs": 0, "min_lr": 5e-5,
+                 "weight_decay": 0.0, "clip_grad": 0.0, "ema_decay": 0.99, "drop_path": 0.0,
+                 "mixup": 0.0, "cutmix": 0.0, "reprob": 0.0, "distillation_alpha": 0.95}
+
+
+def qat_recipe(variant: str) -> Recipe:
+    return dataclasses.replace(recipe_for(variant), **QAT_OVERRIDES)

@@ -55,14 +55,14 @@ def _no_decay(variable) -> bool:
     """Biases and BatchNorm parameters: 1-D in the official (PyTorch) layout. Layer scales
     ((C, 1, 1) there) and w_g do get weight decay, as in the official run."""
     name = variable.path.split("/")[-1]
-    return name in ("bias", "gamma", "beta")
+    return name in ("bias", "gamma", "beta", "activation_ranges")
 
 
 def _unit_axes(variable):
     """Axes of timm's unitwise norm, in Keras layout (PyTorch's output dim is axis 0)."""
     name, rank = variable.path.split("/")[-1], len(variable.shape)
-    if name.startswith("layer_scale"):
-        return None  # (C, 1, 1) in PyTorch: every element is its own unit
+    if name.startswith("layer_scale") or name == "activation_ranges":
+        return None  # (C, 1, 1) in PyTorch: every element is its own unit; so is a range
     if rank <= 1:
         return list(range(rank))  # 1-D: one unit
     if "dwconv" in variable.path and name == "kernel":
@@ -127,7 +127,9 @@ class Trainer:
                         layer.synchronized = True
             self.teacher = teacher_fn() if teacher_fn else None
             self.distillation = self.teacher is not None
-            if self.distillation and not self.model.distillation:
+            # quantization-aware fine-tuning: one (merged) head, distilled from the float model
+            self.qat = getattr(self.model, "quantizer", None) is not None
+            if self.distillation and not self.model.distillation and not self.qat:
                 raise TrainingError("a teacher needs a model with the distillation head")
             schedule = EpochCosineSchedule(recipe.lr, options.epochs, self.steps_per_epoch,
                                            recipe.warmup_epochs, recipe.warmup_lr, recipe.min_lr)
@@ -155,6 +157,14 @@ class Trainer:
     # -- steps --------------------------------------------------------------------------------
     def _loss(self, images, targets, labels, training=True):
         outputs = self.model(images, training=training)
+        if self.qat:  # the logits of the float model it started from, plus the labels
+            base = keras.losses.categorical_crossentropy(targets, outputs, from_logits=True)
+            if not self.distillation:
+                return base
+            float_logits = self.teacher(self._teacher_input(images), training=False)
+            dist = tf.reduce_mean(tf.square(outputs - float_logits), axis=-1)
+            alpha = self.recipe.distillation_alpha
+            return (1.0 - alpha) * base + alpha * dist
         if self.model.distillation:
             head, dist_head = outputs
             base = keras.losses.categorical_crossentropy(targets, head, from_logits=True)
