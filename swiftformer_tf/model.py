@@ -238,7 +238,7 @@ class SwiftFormer(keras.Model):
     def _add_activation_ranges(self):
         """The QAT form's (min, max) per quantized activation, numbered in call order by a
         counting pass (the count depends on the form, not on the input size)."""
-        from swiftformer_tf.lite.qat import Quantizer
+        from swiftformer_tf.lite.fake_quant import Quantizer
         # one quantizer for every layer's form (Keras may hand a layer a copy of its form)
         self.quantizer = Quantizer()
         for layer in self._flatten_layers(include_self=True):

@@ -17,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from swiftformer_tf.layers import PACKAGE, l2_normalize
-from swiftformer_tf.lite.qat import SIGMOID_RANGE
+from swiftformer_tf.lite.fake_quant import SIGMOID_RANGE
 
 GELU_FORMS = ("exact", "sigmoid", "sigmoid_folded")
 GELU_SIGMOID_SCALE = 1.702  # gelu(x) ~ x * sigmoid(1.702 x)
