@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from swiftformer_tf.io_utils import CommandError
+from swiftformer_tf.lite.qat import is_qat_model
 from swiftformer_tf.training import cluster
 from swiftformer_tf.training import data as data_lib
 from swiftformer_tf.training.recipe import Recipe
@@ -128,7 +129,7 @@ class Trainer:
             self.teacher = teacher_fn() if teacher_fn else None
             self.distillation = self.teacher is not None
             # quantization-aware fine-tuning: one (merged) head, distilled from the float model
-            self.qat = getattr(self.model, "quantizer", None) is not None
+            self.qat = is_qat_model(self.model)
             if self.distillation and not self.model.distillation and not self.qat:
                 raise TrainingError("a teacher needs a model with the distillation head")
             schedule = EpochCosineSchedule(recipe.lr, options.epochs, self.steps_per_epoch,
