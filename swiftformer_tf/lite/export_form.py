@@ -57,17 +57,16 @@ class ExportForm:
                                  for stage_refs in norm_references])
         self.stage = stage
         self.quantized = bool(quantized)
-        self.quantizer = None  # a qat.Quantizer, set by the model of a quantized form
+        self.quantizer = None  # a fake_quant.Quantizer, set by the model of a quantized form
 
     def for_stage(self, index: int) -> "ExportForm":
-        form = ExportForm(self.gelu_form, self.norm_references, stage=index,
+        # no quantizer here: the model hands its own to every layer's form once built
+        return ExportForm(self.gelu_form, self.norm_references, stage=index,
                           quantized=self.quantized)
-        form.quantizer = self.quantizer
-        return form
 
     def activation(self, x, fixed_range=None, next_site=False):
         """``x`` at a tensor the int8 converter quantizes: fake-quantized in a QAT form
-        (see :meth:`swiftformer_tf.lite.qat.Quantizer.activation`)."""
+        (see :meth:`swiftformer_tf.lite.fake_quant.Quantizer.activation`)."""
         if self.quantizer is None:
             return x
         return self.quantizer.activation(x, fixed_range, next_site)
