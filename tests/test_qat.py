@@ -35,17 +35,32 @@ def convert_report(tmp_path, name, weights, *extra):
     return json.loads(report.read_text())
 
 
+def small_float_model():
+    """Random weights in which every tensor matters, with layer scales as small as a trained
+    SwiftFormer's (randomize() draws them near 1, where the attention's L2 normalisations
+    dominate and int8 is ill-conditioned: measured, the same int8 file on XNNPACK and on
+    TFLite's built-in kernels agrees to logit cosine 0.9967 only, 0.9998 with these)."""
+    model = randomize(sf.SwiftFormer(json.loads(SMALL), num_classes=10), seed=5)
+    for variable in model.weights:
+        if "layer_scale" in variable.path:
+            variable.assign(np.asarray(variable) * 0.05)
+    return model
+
+
 @pytest.fixture(scope="module")
 def qat_run(tmp_path_factory):
-    """A small float model (random weights in which every tensor matters), its QAT
-    fine-tune on the synthetic set (stopped after 10 steps, then resumed), and both int8
-    exports checked against the float model."""
+    """A small float model, its QAT fine-tune on the synthetic set (stopped after 10 steps,
+    then resumed), and both int8 exports checked against the float model."""
     folder = tmp_path_factory.mktemp("qat")
     float_path = folder / "float.keras"
-    randomize(sf.SwiftFormer(json.loads(SMALL), num_classes=10), seed=5).save(float_path)
+    small_float_model().save(float_path)
+    # distillation only: this random model's answers are not the synthetic labels, which
+    # a labels term would teach it (measured: QAT cosine 0.9978 with alpha 0.95, against
+    # PTQ's 0.9985)
     common = ["--init", float_path, "--qat", "--variant", SMALL, "--data", "synthetic:320",
               "--image-size", "32", "--batch-size", "16", "--epochs", "2", "--qat-calibration",
-              "64", "--save-every", "5", "--output", folder / "run"]
+              "64", "--distillation-alpha", "1.0", "--save-every", "5",
+              "--output", folder / "run"]
     first = run_train(*common, "--max-steps", "10")
     assert first.returncode == 0, first.stderr[-3000:]
     resumed = run_train(*common, "--resume")
@@ -62,13 +77,12 @@ def test_qat_resumes_and_reports_its_cosine_against_ptq(qat_run):
     assert "(int8 simulated)" in resumed.stdout
     ptq_cosine = ptq["fidelity"]["cosine_mean"]
     qat_cosine = qat_report["fidelity"]["cosine_mean"]
-    # both against the same float model on the same held-out images. On this random-weight
-    # model QAT does not beat PTQ (measured: 0.996 against 0.996-0.966 depending on the
-    # rate; its simulation mirrors the converter to cosine 0.9975 only); on the trained
-    # synthetic XS it halves the logit error (training/benchmark_qat.py, README).
+    # both against the same float model on the same 100 held-out images (measured: PTQ
+    # 0.99845, QAT 0.99882)
     print(f"int8 logit cosine against float: PTQ {ptq_cosine:.5f}, QAT {qat_cosine:.5f}")
     assert qat_report["fidelity"]["reference"].endswith("float.keras")
-    assert 0.99 < ptq_cosine < 0.999 and qat_cosine > 0.99, (ptq_cosine, qat_cosine)
+    assert 0.997 < ptq_cosine < 0.9992, ptq_cosine
+    assert qat_cosine > ptq_cosine + 1e-4, (ptq_cosine, qat_cosine)
 
 
 def test_qat_export_is_integer_in_one_partition_with_the_same_ops(qat_run):
@@ -99,10 +113,36 @@ def test_qat_model_loads_and_its_simulation_mirrors_the_tflite_model(qat_run):
     with model.quantizer.using("off"):
         float_form = np.concatenate([np.asarray(model(x[None])) for x in images])
     cosine = lambda a, b: float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))  # noqa
-    # the fake quantization rounds closer to the int8 model than the same weights in float
-    # (measured 0.9975 against 0.9964 before fine-tuning: not yet the converter's rounding
-    # everywhere, see qat.py)
-    assert cosine(simulated, exported) > cosine(float_form, exported)
+    # the fake quantization rounds as the int8 model does, far closer than the same weights
+    # in float (the rest is rounding ties and kernel order: XNNPACK and TFLite's built-in
+    # kernels differ from each other as much)
+    print(f"cosine to the int8 model: simulated {cosine(simulated, exported):.6f}, "
+          f"float form {cosine(float_form, exported):.6f}")
+    assert cosine(simulated, exported) > 0.999
+    assert 1 - cosine(simulated, exported) < 0.5 * (1 - cosine(float_form, exported))
+
+
+def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
+    """The fp32 / fp16 export of a QAT model is its float form, where no int8 saturation
+    keeps the Newton normalisations in range: images beyond the calibrated ones must still
+    give finite logits close to the float model's (before the clip: NaN)."""
+    import keras
+
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.lite.calibration import ImageSource
+    from swiftformer_tf.lite.converter import convert
+    from swiftformer_tf.lite.runtime import TFLiteRunner
+    folder, _, _, _ = qat_run
+    model = keras.models.load_model(folder / "run" / "model.keras")
+    float_model = keras.models.load_model(folder / "float.keras")
+    images = np.stack([3.0 * normalize(x) for x in ImageSource("synthetic", (32, 32)).check(8)])
+    runner = TFLiteRunner(convert(model, "none", (32, 32)).flatbuffer)
+    exported = np.concatenate([runner(x[None]) for x in images])
+    assert np.isfinite(exported).all()
+    reference = np.asarray(float_model(images))
+    cosine = (exported * reference).sum(1) / np.linalg.norm(exported, axis=1) / np.linalg.norm(
+        reference, axis=1)
+    assert cosine.min() > 0.99, cosine
 
 
 def test_fidelity_report_has_accuracy_with_labels(qat_run):

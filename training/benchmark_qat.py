@@ -80,6 +80,7 @@ def main(argv=None):
     median = {name: float(np.median(times[(model, 1)]))
               for name, model in (("ptq", ptq_model), ("qat", qat_model))}
 
+    floor = runtime_floor(args.model, paths)
     rows = {}
     for name, report in reports.items():
         check, graph = report["fidelity"], report["graph"]
@@ -88,7 +89,7 @@ def main(argv=None):
                       "int8_top1": check["candidate_top1"], "partitions": graph["partitions"],
                       "float_tensors": len(graph["float_tensors"]),
                       "ops": sum(graph["op_histogram"].values()),
-                      "latency_ms": median[name]}
+                      "latency_ms": median[name], **floor[name]}
     qat = rows["qat"]
     result = {
         "rows": rows, "qat_minutes": round(qat_minutes, 2),
@@ -108,16 +109,52 @@ def main(argv=None):
     return 0 if all(result["met"].values()) else 1
 
 
+def runtime_floor(model_path, paths):
+    """How far two correct int8 runtimes of one model disagree: each int8 model on XNNPACK
+    and on TFLite's built-in kernels (same file, same 1,000 check images as the report).
+    An agreement target with the float model tighter than this is within run-time noise."""
+    import keras
+    import numpy as np
+
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.lite.calibration import ImageSource
+    from swiftformer_tf.lite.report import compare_logits
+    from swiftformer_tf.lite.runtime import TFLiteRunner
+    size = int(CHECK[CHECK.index("--input-size") + 1])
+    count = int(CHECK[CHECK.index("--num-check") + 1])
+    images = np.stack([normalize(x) for x in ImageSource("synthetic", (size, size)).check(count)])
+    float_model = keras.models.load_model(model_path)
+    float_logits = np.concatenate([np.asarray(float_model(images[i:i + 100]))
+                                   for i in range(0, count, 100)])
+    floor = {}
+    for name, path in paths.items():
+        with open(path, "rb") as f:
+            flatbuffer = f.read()
+        logits = {}
+        for runtime, xnnpack in (("xnnpack", True), ("builtin", False)):
+            runner = TFLiteRunner(flatbuffer, use_xnnpack=xnnpack)
+            logits[runtime] = np.concatenate([runner(x[None]) for x in images])
+        floor[name] = {
+            "agreement_builtin_kernels": compare_logits(float_logits, logits["builtin"])[
+                "top1_agreement"],
+            "xnnpack_vs_builtin_agreement": compare_logits(logits["builtin"], logits["xnnpack"])[
+                "top1_agreement"]}
+    return floor
+
+
 def format_table(rows, result):
     lines = ["| int8 path | agreement with float | cosine mean / min | float top-1 | "
-             "int8 top-1 | partitions | float tensors | ops | latency (1 thread) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "int8 top-1 | partitions | float tensors | ops | latency (1 thread) | "
+             "agreement on built-in kernels | XNNPACK vs built-in |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         lines.append(f"| {name.upper()} | {100 * row['agreement']:.1f} % | "
                      f"{row['cosine_mean']:.5f} / {row['cosine_min']:.5f} | "
                      f"{100 * row['float_top1']:.1f} % | {100 * row['int8_top1']:.1f} % | "
                      f"{row['partitions']} | {row['float_tensors']} | {row['ops']} | "
-                     f"{row['latency_ms']:.2f} ms |")
+                     f"{row['latency_ms']:.2f} ms | "
+                     f"{100 * row['agreement_builtin_kernels']:.1f} % | "
+                     f"{100 * row['xnnpack_vs_builtin_agreement']:.1f} % |")
     lines.append(f"QAT fine-tuning: {result['qat_minutes']:.1f} min; QAT / PTQ latency "
                  f"{result['latency_ratio']:.3f}; targets met: "
                  + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in result["met"].items()))

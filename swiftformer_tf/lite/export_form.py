@@ -95,9 +95,15 @@ class ExportForm:
         if self.norm_references is None:
             return self.activation(l2_normalize(x, axis))
         reference = self.norm_references[self.stage][site]
+        # the float form of a QAT model (its fp32 / fp16 export) has no int8 saturation to
+        # keep the iterations in range: an input a fifth above the calibrated peak diverges
+        # to NaN (measured on a trained small model), so it clips where int8 would
+        saturate = self.quantizer is not None and self.quantizer.mode == "off"
         if isinstance(reference, float):
-            return l2_normalize_newton(x, axis, reference, q=self.activation)
-        return l2_normalize_prescaled(x, axis, *reference, q=self.activation)
+            return l2_normalize_newton(x, axis, reference, q=self.activation,
+                                       saturate=saturate)
+        return l2_normalize_prescaled(x, axis, *reference, q=self.activation,
+                                      saturate=saturate)
 
     def get_config(self):
         config = {"gelu": self.gelu_form, "norm_references": self.norm_references,
@@ -124,7 +130,7 @@ def _unquantized(x, fixed_range=None):
     return x
 
 
-def l2_normalize_newton(x, axis, reference, steps=6, q=_unquantized):
+def l2_normalize_newton(x, axis, reference, steps=6, q=_unquantized, saturate=False):
     """``x / ||x||`` from MUL, SUB and SUM only, without the eps.
 
     ``reference`` is the largest calibrated ``sum(x**2)`` over 2.5, so ``s = sum(x**2) /
@@ -136,8 +142,12 @@ def l2_normalize_newton(x, axis, reference, steps=6, q=_unquantized):
     fully left SUB ops on the CPU and split the graph into 5 partitions).
 
     ``q`` marks every op output the int8 converter quantizes (QAT; identity otherwise).
+    ``saturate``: clip ``s`` to (0, 2.5] in the graph itself, for a float graph with no
+    int8 saturation.
     """
     half_s = q(q(ops.sum(q(x * x), axis=axis, keepdims=True)) * (0.5 / reference))
+    if saturate:
+        half_s = ops.minimum(half_s, NEWTON_HEADROOM / 2)
     y = q(1.8 - half_s)
     for _ in range(steps):
         y = q(y * q(1.5 - q(half_s * q(y * y))))
@@ -145,7 +155,7 @@ def l2_normalize_newton(x, axis, reference, steps=6, q=_unquantized):
 
 
 def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5,
-                           q=_unquantized):
+                           q=_unquantized, saturate=False):
     """:func:`l2_normalize_newton` of ``x`` divided first by its spread ``max - min`` over
     ``axis`` (two REDUCE_MAX: integer on XNNPACK, accepted by NPU compilers); the same
     function in float, since ``x / ||x||`` ignores a positive factor.
@@ -164,11 +174,13 @@ def l2_normalize_prescaled(x, axis, spread_reference, square_reference, steps=5,
     spread = q(ops.max(x, axis=axis, keepdims=True) +
                ops.max(q(x * -1.0), axis=axis, keepdims=True))
     r = q(spread * (1.0 / spread_reference))
+    if saturate:  # Newton's 1/r diverges from r = 2
+        r = ops.minimum(r, 1.0)
     y = q(2.0 - r)
     for _ in range(steps - 1):
         y = q(y * q(2.0 - q(r * y)))
     return l2_normalize_newton(q(x * q(y * (1.0 / spread_reference))), axis, square_reference,
-                               q=q)
+                               q=q, saturate=saturate)
 
 
 def calibrate_norm_references(model, images) -> list:

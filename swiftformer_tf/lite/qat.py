@@ -21,6 +21,13 @@ TensorFlow's ``FakeQuantWithMinMaxVars`` gradients. In the export graph the acti
 sites are ``FakeQuantWithMinMaxVars`` ops, which the TFLite converter reads as the ranges
 of those tensors; what has none is calibrated on the representative images as in
 post-training quantization.
+
+How closely the simulation follows the int8 model, measured per tensor against the TFLite
+model's preserved intermediates (small model): every site has the scale of one int8 tensor
+of the converted graph, and the only other int8 activations are sigmoid outputs; given the
+same int8 inputs, ADD and SUB outputs are equal and MUL outputs differ by one step in about
+1 % of elements (ties). Logits: cosine 0.9999 to the XNNPACK int8 model on the trained
+synthetic XS, about as close as XNNPACK and TFLite's built-in kernels are to each other.
 """
 
 from __future__ import annotations

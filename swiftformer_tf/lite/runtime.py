@@ -127,10 +127,11 @@ def summarize_graph(model) -> GraphSummary:
 
 
 class TFLiteRunner:
-    """Runs a .tflite classifier on float NHWC batches, quantizing int8 I/O if needed."""
+    """Runs a .tflite classifier on float NHWC batches, quantizing int8 I/O if needed;
+    ``use_xnnpack=False``: on TFLite's built-in kernels instead of the XNNPACK delegate."""
 
-    def __init__(self, model, num_threads=1):
-        self.interpreter = load_interpreter(model, num_threads)
+    def __init__(self, model, num_threads=1, use_xnnpack=True):
+        self.interpreter = load_interpreter(model, num_threads, use_xnnpack=use_xnnpack)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
 
