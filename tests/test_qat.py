@@ -145,6 +145,18 @@ def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
     assert cosine.min() > 0.99, cosine
 
 
+def test_benchmark_runtime_floor_runs_both_int8_files_on_two_runtimes(qat_run):
+    folder, _, ptq, _ = qat_run
+    benchmark = load_script("training/benchmark_qat.py")
+    floor = benchmark.runtime_floor(folder / "float.keras", {
+        "ptq": folder / "ptq.tflite", "qat": folder / "qat.tflite"}, size=32, count=100)
+    for row in floor.values():
+        # the same file on XNNPACK and on the built-in kernels: nearly always one answer
+        assert 0.9 <= row["xnnpack_vs_builtin_agreement"] <= 1.0, row
+    # on the built-in kernels, PTQ agrees with float about as the report's XNNPACK run does
+    assert abs(floor["ptq"]["agreement_builtin_kernels"] - ptq["fidelity"]["top1_agreement"]) <= 0.03
+
+
 def test_fidelity_report_has_accuracy_with_labels(qat_run):
     _, _, ptq, qat_report = qat_run
     for report in (ptq, qat_report):

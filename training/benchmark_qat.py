@@ -109,7 +109,7 @@ def main(argv=None):
     return 0 if all(result["met"].values()) else 1
 
 
-def runtime_floor(model_path, paths):
+def runtime_floor(model_path, paths, size=None, count=None):
     """How far two correct int8 runtimes of one model disagree: each int8 model on XNNPACK
     and on TFLite's built-in kernels (same file, same 1,000 check images as the report).
     An agreement target with the float model tighter than this is within run-time noise."""
@@ -120,12 +120,12 @@ def runtime_floor(model_path, paths):
     from swiftformer_tf.lite.calibration import ImageSource
     from swiftformer_tf.lite.report import compare_logits
     from swiftformer_tf.lite.runtime import TFLiteRunner
-    size = int(CHECK[CHECK.index("--input-size") + 1])
-    count = int(CHECK[CHECK.index("--num-check") + 1])
+    size = size or int(CHECK[CHECK.index("--input-size") + 1])
+    count = count or int(CHECK[CHECK.index("--num-check") + 1])
     images = np.stack([normalize(x) for x in ImageSource("synthetic", (size, size)).check(count)])
     float_model = keras.models.load_model(model_path)
     float_logits = np.concatenate([np.asarray(float_model(images[i:i + 100]))
-                                   for i in range(0, count, 100)])
+                                   for i in range(0, len(images), 100)])
     floor = {}
     for name, path in paths.items():
         with open(path, "rb") as f:
