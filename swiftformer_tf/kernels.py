@@ -8,7 +8,8 @@ cut passes:
   there: XS 29.0 against 26.9 images/s per step at batch 32); inference keeps Conv2D;
 - a layer scale is folded into the kernel of the 1x1 conv before it, a BatchNorm in
   inference into the neighbouring conv: both cost ops on weight-sized tensors only;
-- a BatchNorm in training is one FusedBatchNormV3 (one kernel forward, one backward);
+- a BatchNorm in training is one FusedBatchNormV3 (one kernel forward, one backward), its
+  moving statistics those of the global batch under ``tf.distribute``;
 - the exact GELU on batches is one XLA-fused kernel with its gradient written out.
 
 Each is exact up to float rounding. The export form (models built with an ``export_form``,
@@ -90,21 +91,79 @@ def uses_batch_statistics(bn, training) -> bool:
 
 
 def batch_norm_train(bn, x):
-    """``bn(x, training=True)`` for NHWC maps as one FusedBatchNormV3.
+    """``bn(x, training=True)`` for NHWC maps.
 
     The moving variance is updated with the unbiased batch variance, as PyTorch's
     BatchNorm2d does (Keras' own layer takes the biased one); the output is normalised
-    with the biased variance in both."""
-    if not on_tensorflow() or len(x.shape) != 4 or bn.synchronized:
-        return bn(x, training=True)  # cross-replica statistics: Keras' own layer
+    with the biased variance in both.
+
+    Under a ``tf.distribute`` strategy with several replicas the moving statistics are
+    those of the whole global batch, combined across replicas, so every replica's copy of
+    them stays the same and equals what one process with that batch computes. (A moving
+    statistic is a mirrored variable that Keras creates without an aggregation: assigned
+    in a replica, each replica used to overwrite its own copy with its own share of the
+    batch, the copies drifted apart, and the model saved held one replica's statistics.)
+    The output is normalised per replica, as the official training does (PyTorch DDP
+    without SyncBatchNorm), or over the global batch when ``bn.synchronized`` is set
+    (``train.py --sync-bn``)."""
+    if not on_tensorflow() or len(x.shape) != 4:
+        return bn(x, training=True)
     tf = _tf()
-    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-        tf.cast(x, tf.float32), tf.convert_to_tensor(bn.gamma), tf.convert_to_tensor(bn.beta),
-        epsilon=bn.epsilon, is_training=True)
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    x32 = tf.cast(x, tf.float32)
+    gamma, beta = tf.convert_to_tensor(bn.gamma), tf.convert_to_tensor(bn.beta)
+    # a shift that every replica shares (the statistics it tracks) keeps the sums of
+    # squares below free of cancellation
+    shift = tf.stop_gradient(tf.convert_to_tensor(bn.moving_mean))
+    if replicas > 1 and bn.synchronized:
+        count = tf.cast(tf.reduce_prod(tf.shape(x32)[:3]), tf.float32)
+        centred = x32 - shift
+        sums = context.all_reduce("sum", tf.concat(
+            [count[None], tf.reduce_sum(centred, [0, 1, 2]),
+             tf.reduce_sum(tf.square(centred), [0, 1, 2])], 0))
+        count, offset, biased = _moments_from_sums(sums, shift)
+        mean = shift + offset
+        y = tf.nn.batch_normalization(x32, mean, biased, beta, gamma, bn.epsilon)
+        variance = tf.stop_gradient(biased * count / tf.maximum(count - 1.0, 1.0))
+        mean = tf.stop_gradient(mean)
+    else:
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x32, gamma, beta, epsilon=bn.epsilon, is_training=True)
+        if replicas > 1:
+            mean, variance = _global_batch_statistics(context, x32, mean, variance, shift)
+            # the output waits for the all-reduce: collectives must start in the same
+            # order on every replica, and the forward pass gives them one
+            with tf.control_dependencies([mean]):
+                y = tf.identity(y)
     momentum = bn.momentum
     bn.moving_mean.assign(bn.moving_mean * momentum + mean * (1.0 - momentum))
     bn.moving_variance.assign(bn.moving_variance * momentum + variance * (1.0 - momentum))
     return tf.cast(y, x.dtype)
+
+
+def _moments_from_sums(sums, shift):
+    """(count, mean - shift, biased variance) from all-reduced [count, sum(x - shift),
+    sum((x - shift)^2)]."""
+    tf = _tf()
+    channels = shift.shape[0]
+    count = sums[0]
+    offset = sums[1:1 + channels] / count
+    biased = tf.maximum(sums[1 + channels:] / count - tf.square(offset), 0.0)
+    return count, offset, biased
+
+
+def _global_batch_statistics(context, x, mean, unbiased, shift):
+    """The mean and unbiased variance of the global batch from each replica's own (one
+    all-reduce of 2C + 1 numbers): the pooled variance of the replicas' shares."""
+    tf = _tf()
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+    offset = mean - shift
+    squares = unbiased * (count - 1.0) + count * tf.square(offset)
+    sums = context.all_reduce("sum", tf.stop_gradient(tf.concat(
+        [count[None], count * offset, squares], 0)))
+    total, offset, biased = _moments_from_sums(sums, shift)
+    return shift + offset, biased * total / tf.maximum(total - 1.0, 1.0)
 
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
