@@ -14,6 +14,30 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running; run with `pytest -m slow`")
 
 
+# pytest-xdist (pytest.ini: -n 2 --dist loadgroup) hands out whole groups: each test file is
+# one, except the files that share the session-scoped golden exports, which go to one worker
+# together so the exports are converted once (their costly fixtures are session-scoped: a
+# worker may interleave the files, which rebuilt module-scoped ones). The longest groups go
+# first, so the two workers end at about the same time (measured on a 2-core machine).
+_SHARED_EXPORTS = ("test_tflite.py", "test_gpu.py", "test_npu.py")
+_LONGEST_FIRST = ("golden_xs_exports", "test_training.py", "test_distributed.py",
+                  "test_android_bench.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    def group(item):
+        return "golden_xs_exports" if item.path.name in _SHARED_EXPORTS else item.path.name
+
+    def rank(item):
+        name = group(item)
+        return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=rank)  # stable: the order within a group is kept
+
+
 @pytest.fixture(scope="session")
 def golden_dir():
     if not os.path.isfile(os.path.join(GOLDEN, "swiftformer_xs.pth")):

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from android_bench.configs import parse_config, parse_configs
 from android_bench.parsing import failure_reason, parse_benchmark_output
@@ -21,6 +21,7 @@ from android_bench.tools import (CLASSIC, LITERT, BenchmarkTool, UnsupportedConf
 from swiftformer_tf.lite.delegate_log import clean_lines, delegate_name, parse_delegation
 
 FAKE_ADB = os.path.join(ROOT, "tests", "fake_adb", "adb")
+bench_cli = load_script("android_bench/run.py")
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "benchmark_logs")
 
@@ -281,13 +282,33 @@ def models(tmp_path_factory):
     return {"models": paths, "binary": str(binary), "broken": str(broken)}
 
 
-def run_bench(args, tmp_path, timeout=300, **env):
+def run_bench(args, tmp_path, **env):
+    """``android_bench/run.py args`` against the fake device, called in this process (its
+    main, as the command line does; a new Python with TensorFlow per call cost 6-14 s):
+    (returncode, stdout, stderr) as from subprocess.run. The device side (the fake adb and
+    the tools it runs) is still a child process, and reads ``env``."""
+    import contextlib
+    import io
     root = tmp_path / "device"
     root.mkdir(exist_ok=True)
-    environment = dict(os.environ, FAKE_ADB_ROOT=str(root), ADB=FAKE_ADB)
+    environment = dict(FAKE_ADB_ROOT=str(root), ADB=FAKE_ADB)
     environment.update({k: str(v) for k, v in env.items()})
-    return subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "run.py"), *args],
-                          capture_output=True, text=True, env=environment, timeout=timeout)
+    saved = {k: os.environ.get(k) for k in environment}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(environment)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = bench_cli.main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_end_to_end_on_fake_device(models, tmp_path):

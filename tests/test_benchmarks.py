@@ -77,6 +77,7 @@ def test_quick_run_with_the_int8_peers(tmp_path):
                               ("int8", "ai-edge-quantizer")}
 
 
+@pytest.mark.slow  # 1 min; default: test_benchmark_guards
 def test_keras_against_pytorch_small(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "kvp.json"

@@ -21,7 +21,7 @@ from swiftformer_tf.lite.runtime import TFLiteRunner
 convert_cli = load_script("tflite/convert.py")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rejected_model(tmp_path_factory):
     """A model whose int64 ARG_MAX and ONE_HOT the GPU accelerator rejects."""
     import tensorflow as tf
@@ -39,7 +39,7 @@ def rejected_model(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gpu(rejected_model):
     """Skips (or fails under SWIFTFORMER_REQUIRE_GPU=1) when no GPU accelerator exists."""
     check = check_gpu(rejected_model)

@@ -37,12 +37,17 @@ def interpreter_outputs(path, x):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
+def _openvino_cpu_capabilities():
+    import openvino
+    return openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def cosine(a, b):
     a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def int8_xs(golden_dir, tmp_path_factory):
     """The golden SwiftFormer-XS in the int8 export form at 96x80 (a non-square size keeps
     the conversion short), and an input from the calibration distribution."""
@@ -70,8 +75,11 @@ def test_fp32_and_fp16_compile_whole_and_compute_what_the_interpreter_does(golde
         assert run.status == "full" and run.ops == {npu.DISPATCH_OP: 1}, run.reason
         expected = interpreter_outputs(paths[mode], x)
         error = np.abs(run.outputs[0] - expected).max() / np.abs(expected).max()
-        # measured: 3.4e-7 (fp32); the fp16 graph dequantizes its weights to fp32 the same way
-        assert error < 1e-5, (mode, error)
+        # measured: 3.4e-7 (fp32); the fp16 graph dequantizes its weights to fp32 the same way.
+        # On CPUs with native bf16 (AVX512_BF16, AMX) OpenVINO computes float graphs in bf16
+        # unless told otherwise (4.6e-3 measured on such a Xeon): the run asks for f32
+        # (INFERENCE_PRECISION_HINT), so the bound is the same on every host.
+        assert error < 1e-5, (mode, error, _openvino_cpu_capabilities())
 
 
 def test_int8_form_compiles_whole_in_one_xnnpack_partition(int8_xs, tmp_path):
@@ -175,7 +183,7 @@ def test_a_missing_vendor_compiler_is_named(golden_xs_exports, tmp_path, capsys)
 
 
 # -- android_bench npu rows -----------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bench_models(golden_xs_exports, tmp_path_factory):
     paths, _, _ = golden_xs_exports
     folder = tmp_path_factory.mktemp("npu_bench")

@@ -196,6 +196,7 @@ def test_names_and_errors():
         assert spec.sha256 is None or len(spec.sha256) == 64
 
 
+@pytest.mark.slow  # 80 s (three tools on XS); default: test_imagenet_weights_download_verify_and_match_golden
 def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
     import tensorflow_datasets as tfds
     evaluate = load_script("training/evaluate.py")

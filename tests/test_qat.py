@@ -71,6 +71,7 @@ def qat_run(tmp_path_factory):
     return folder, resumed, ptq, qat_report
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_qat_resumes_and_reports_its_cosine_against_ptq(qat_run):
     _, resumed, ptq, qat_report = qat_run
     assert "resumed from" in resumed.stdout and "at step 10" in resumed.stdout
@@ -85,6 +86,7 @@ def test_qat_resumes_and_reports_its_cosine_against_ptq(qat_run):
     assert qat_cosine > ptq_cosine + 1e-4, (ptq_cosine, qat_cosine)
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_qat_export_is_integer_in_one_partition_with_the_same_ops(qat_run):
     _, _, ptq, qat_report = qat_run
     graph = qat_report["graph"]
@@ -94,6 +96,7 @@ def test_qat_export_is_integer_in_one_partition_with_the_same_ops(qat_run):
     assert any("learned by quantization-aware training" in a for a in qat_report["approximations"])
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_qat_model_loads_and_its_simulation_mirrors_the_tflite_model(qat_run):
     import keras
 
@@ -122,6 +125,7 @@ def test_qat_model_loads_and_its_simulation_mirrors_the_tflite_model(qat_run):
     assert 1 - cosine(simulated, exported) < 0.5 * (1 - cosine(float_form, exported))
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
     """The fp32 / fp16 export of a QAT model is its float form, where no int8 saturation
     keeps the Newton normalisations in range: images beyond the calibrated ones must still
@@ -145,6 +149,7 @@ def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
     assert cosine.min() > 0.99, cosine
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_benchmark_runtime_floor_runs_both_int8_files_on_two_runtimes(qat_run):
     folder, _, ptq, _ = qat_run
     benchmark = load_script("training/benchmark_qat.py")
@@ -157,6 +162,7 @@ def test_benchmark_runtime_floor_runs_both_int8_files_on_two_runtimes(qat_run):
     assert abs(floor["ptq"]["agreement_builtin_kernels"] - ptq["fidelity"]["top1_agreement"]) <= 0.03
 
 
+@pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_fidelity_report_has_accuracy_with_labels(qat_run):
     _, _, ptq, qat_report = qat_run
     for report in (ptq, qat_report):

@@ -18,7 +18,8 @@ convert_cli = load_script("tflite/convert.py")
 benchmark_cli = load_script("tflite/benchmark.py")
 
 
-@pytest.mark.parametrize("variant", ["XS", "S", "L1", "L3"])
+@pytest.mark.parametrize("variant", ["XS"] + [  # the larger ones: 30 s each, same graph
+    pytest.param(v, marks=pytest.mark.slow) for v in ("S", "L1", "L3")])
 def test_fp32_reproduces_keras_for_every_variant(variant):
     model = randomize(sf.SwiftFormer(variant), seed=len(variant))
     result = convert(model, "none", input_size=(97, 131))
@@ -87,7 +88,7 @@ def test_prescaled_normalisation_is_exact_in_float_over_a_wide_range():
     assert np.all(approx[0] == 0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def int8_xs_report(golden_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
     argv = ["--weights", os.path.join(golden_dir, "swiftformer_xs.pth"), "--quantize", "int8",

@@ -31,14 +31,21 @@ def _options(precision, with_cpu):
                    gpu_options=GpuOptions(enforce_f32=precision == "fp32"))
 
 
+OPENVINO_PRECISION_KEY = "INFERENCE_PRECISION_HINT"  # ov::hint::inference_precision
+
+
 def _npu_options(openvino_backend):
     from ai_edge_litert.intel_openvino_options import (IntelOpenVinoGraphBackend,
                                                        IntelOpenVinoOptions)
     from ai_edge_litert.options import HardwareAccelerator, Options
     backend = getattr(IntelOpenVinoGraphBackend, openvino_backend.upper())
+    # OpenVINO's CPU plugin computes float graphs in bf16 on CPUs with native bf16 (AVX512
+    # BF16, AMX) unless asked otherwise: a host check of an "fp32" model must be fp32.
+    configs = {OPENVINO_PRECISION_KEY: "f32"} if openvino_backend == "cpu" else {}
     # The CPU is there for the ops a partial compile left out (DISPATCH_OP runs on the NPU).
     return Options(hardware_accelerators=HardwareAccelerator.NPU | HardwareAccelerator.CPU,
-                   intel_openvino_options=IntelOpenVinoOptions(graph_backend=backend))
+                   intel_openvino_options=IntelOpenVinoOptions(graph_backend=backend,
+                                                               configs_map=configs))
 
 
 def _first_line(err):
