@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["swiftformer_tf", "swiftformer_tf.*"]),
-    package_data={"swiftformer_tf": ["data/*.tsv"]},
+    package_data={"swiftformer_tf": ["data/*.tsv", "lite/*.c"]},
     install_requires=["tensorflow>=2.16,<2.22", "keras>=3.13", "numpy>=1.26",
                       "safetensors>=0.4"],
     extras_require={

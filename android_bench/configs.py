@@ -1,7 +1,9 @@
-"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``npu``, ``nnapi``); the flags
-each one means depend on the tool (android_bench/tools.py). ``npu`` is LiteRT's NPU path
-(a model compiled ahead of time by ``tflite/compile_npu.py``, run through the vendor's
-dispatch library), the successor of NNAPI."""
+"""Benchmark configurations (``cpu:4``, ``gpu``, ``gpu:fp16``, ``npu``, ``nnapi``,
+``arm:cortex-a76``); the flags each one means depend on the tool (android_bench/tools.py).
+``npu`` is LiteRT's NPU path (a model compiled ahead of time by ``tflite/compile_npu.py``,
+run through the vendor's dispatch library), the successor of NNAPI. ``arm:CPU[:fp16]`` is
+the phone's CPU kernels on an emulated ARM CPU on the host (``swiftformer_tf.lite.arm``):
+answers and instruction counts, never latency."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ NNAPI_DEPRECATED_SDK = 35  # Android 15
 @dataclasses.dataclass(frozen=True)
 class Config:
     name: str
-    backend: str  # cpu | gpu | npu | nnapi
+    backend: str  # cpu | gpu | npu | nnapi | arm
     threads: int = 1
     fp16: bool = False
+    arm_cpu: str = ""  # arm rows: the emulated CPU (swiftformer_tf.lite.arm_emulator.CPUS)
 
     @property
     def delegate(self):
@@ -35,7 +38,16 @@ def parse_config(text: str) -> Config:
         return Config(name, "gpu", fp16=arg == "fp16")
     if kind in ("npu", "nnapi") and arg == "":
         return Config(name, kind)
-    raise ValueError(f"unknown config {text!r}: use cpu:N, gpu, gpu:fp16, npu or nnapi")
+    if kind == "arm":
+        # The CPU names live with the emulator (stdlib only: no TensorFlow here).
+        from swiftformer_tf.lite.arm_emulator import CPUS
+        cpu, _, suffix = arg.partition(":")
+        if cpu not in CPUS or suffix not in ("", "fp16"):
+            raise ValueError(f"config {text!r}: expected arm:CPU or arm:CPU:fp16 with CPU one "
+                             f"of {', '.join(CPUS)}")
+        return Config(name, "arm", fp16=suffix == "fp16", arm_cpu=cpu)
+    raise ValueError(f"unknown config {text!r}: use cpu:N, gpu, gpu:fp16, npu, nnapi or "
+                     f"arm:CPU[:fp16]")
 
 
 def parse_configs(text: str) -> List[Config]:

@@ -27,7 +27,9 @@ def parse_args(argv=None):
     p.add_argument("--configs", default="cpu:1,cpu:4,gpu,gpu:fp16,nnapi",
                    help="comma-separated: cpu:N, gpu (fp32), gpu:fp16, npu (LiteRT's NPU "
                         "path: a model from tflite/compile_npu.py and benchmark_litert_model), "
-                        "nnapi")
+                        "nnapi, arm:CPU[:fp16] (--host only: the phone's CPU kernels on an "
+                        "emulated ARM CPU, cortex-a53, cortex-a76, i8mm or sme, after "
+                        "tflite/setup_arm_emulator.py; instruction counts, never latency)")
     p.add_argument("--host", action="store_true", help="run on this machine (LiteRT)")
     p.add_argument("--serial", help="device serial when several are connected")
     p.add_argument("--benchmark-binary", default="android_aarch64_benchmark_model",
@@ -53,6 +55,9 @@ def parse_args(argv=None):
         args.configs = parse_configs(args.configs)
     except ValueError as err:
         p.error(str(err))
+    if not args.host and any(c.backend == "arm" for c in args.configs):
+        p.error("arm:CPU configs run on this machine's ARM emulator: add --host (on a phone, "
+                "cpu:N runs its own ARM kernels)")
     if args.runs < 1 or args.warmup < 0 or args.repeats < 1:
         p.error("--runs and --repeats must be positive, --warmup not negative")
     if os.path.exists(args.out) and not os.path.isdir(args.out):

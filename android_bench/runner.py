@@ -267,6 +267,8 @@ class HostRunner:
             return self._run_gpu(model, config)
         if config.backend == "npu":
             return self._run_npu(model, config)
+        if config.backend == "arm":
+            return self._run_arm(model, config)
         try:
             start = time.perf_counter()
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -335,6 +337,26 @@ class HostRunner:
                     marks=marks)
 
 
+    def _run_arm(self, model, config):
+        """The phone's CPU kernels (LiteRT's aarch64 build, XNNPACK) on an emulated ARM CPU,
+        on the same random input as the x86 interpreter: guest instructions for one
+        inference and the answer against x86's. Marked ``emulated-arm``: no latency."""
+        from swiftformer_tf.lite.arm import ArmCpu, run_on_arm
+        run = run_on_arm(model, ArmCpu(config.arm_cpu, config.fp16))
+        if run.status in ("failed", "unavailable"):
+            return _row(model, config, status="failed", reason=run.reason[:300],
+                        marks=["emulated-arm"], **self.info)
+        return _row(model, config, **self.info, tool="litert-aarch64-qemu",
+                    runtime=run.runtime, qemu_cpu=run.qemu_cpu, cpu_features=run.cpu_features,
+                    guest_instructions=run.guest_instructions,
+                    instruction_mix=run.instruction_mix, reason=run.reason,
+                    cosine_vs_host=run.vs_host["cosine_vs_host"],
+                    max_rel_diff_vs_host=run.vs_host["max_rel_diff_vs_host"],
+                    top1_agreement_vs_host=run.vs_host["top1_agreement_vs_host"],
+                    emulated_s=round(run.emulated_s, 2),
+                    marks=["emulated-arm"] + (["mismatch"] if run.status == "mismatch" else []))
+
+
 def run_matrix(runner, models: List[str], configs: List[Config], results: dict,
                save: Callable[[dict], None], resume=False, log=print) -> dict:
     """Runs every (model, config) row, saving after each; ``resume`` skips rows done."""
@@ -364,8 +386,14 @@ def run_matrix(runner, models: List[str], configs: List[Config], results: dict,
             row["model"] = labels[model]  # same file names in two folders stay two rows
             results["rows"].append(row)
             save(results)
-            status = f"{row['median_ms']:.2f} ms" if row["status"] == "ok" else \
-                f"FAILED: {row['reason']}"
+            if row["status"] != "ok":
+                status = f"FAILED: {row['reason']}"
+            elif "emulated-arm" in (row.get("marks") or []):
+                count = row.get("guest_instructions")
+                status = (f"{count / 1e6:.2f} M instructions" if count is not None else
+                          "not counted") + f", cosine {row['cosine_vs_host']:.6f} vs x86"
+            else:
+                status = f"{row['median_ms']:.2f} ms"
             marks = f" [{', '.join(row.get('marks') or [])}]" if row.get("marks") else ""
             log(f"{labels[model]:40s} {config.name:10s} {status}{marks}")
     return results

@@ -12,10 +12,16 @@ CSV_FIELDS = ["model", "config", "status", "reason", "device_model", "soc", "and
               "model_size_mb", "init_ms", "first_ms", "warmup_avg_ms", "avg_ms", "min_ms",
               "max_ms", "std_ms", "runs", "peak_memory_mb", "delegate", "delegate_status",
               "partitions", "nodes_delegated", "nodes_total", "fallback_ops", "marks", "tool",
-              "command", "delegate_note"]
+              "command", "delegate_note", "guest_instructions", "cosine_vs_host",
+              "max_rel_diff_vs_host", "top1_agreement_vs_host"]
 
 
 ROW_KEYS = ("model", "config", "status")
+EMULATED = "emulated-arm"  # rows of the ARM emulator: instruction counts, no latency
+
+
+def is_emulated(row) -> bool:
+    return EMULATED in (row.get("marks") or [])
 
 
 def load_results(folder) -> dict:
@@ -33,7 +39,7 @@ def load_results(folder) -> dict:
         raise ValueError(f"{path}: not a results file (no list of rows)")
     for index, row in enumerate(results["rows"]):
         missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
-        if not missing and row["status"] == "ok" and not isinstance(
+        if not missing and row["status"] == "ok" and not is_emulated(row) and not isinstance(
                 row.get("median_ms", row.get("avg_ms")), (int, float)):
             missing = ["median_ms"]
         if missing:
@@ -69,7 +75,43 @@ def cell(row) -> str:
 
 
 def markdown_table(results: dict) -> str:
-    rows = results["rows"]
+    emulated = [r for r in results["rows"] if is_emulated(r)]
+    rows = [r for r in results["rows"] if not is_emulated(r)]
+    text = _latency_table(results, rows) if rows or not emulated else ""
+    if emulated:
+        text += ("\n" if text else "") + _instruction_table(emulated)
+    return text
+
+
+def _instruction_table(rows) -> str:
+    """The emulated ARM rows: guest instructions per inference and the answer against the
+    x86 interpreter's on the same file and input."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    by_key = {(r["model"], r["config"]): r for r in rows}
+
+    def arm_cell(row):
+        if row["status"] != "ok":
+            return f"failed: {row.get('reason', '')[:60]}"
+        count = row.get("guest_instructions")
+        text = f"{count / 1e6:.2f} M" if count is not None else "not counted"
+        text += f", cos {row['cosine_vs_host']:.5f}"
+        return text + (" **MISMATCH**" if "mismatch" in row.get("marks", []) else "")
+
+    lines = ["# Phone CPU kernels, emulated: guest instructions per inference, cosine vs x86",
+             "", "| model | " + " | ".join(configs) + " |", "|---|" + "---|" * len(configs)]
+    for model in models:
+        lines.append(f"| {model} | " + " | ".join(
+            arm_cell(by_key[(model, c)]) if (model, c) in by_key else "" for c in configs) + " |")
+    lines += ["", "`emulated-arm`: LiteRT's aarch64 runtime (XNNPACK's ARM kernels) under QEMU "
+              "user mode on this machine. Instructions are not time: compare counts only on "
+              "the same CPU (int8 against fp32, one export against another). `cos` is the "
+              "cosine of the output against the x86 interpreter's on the same file and input; "
+              "`MISMATCH`: the emulated answer disagrees with it (emulator or kernels wrong)."]
+    return "\n".join(lines) + "\n"
+
+
+def _latency_table(results: dict, rows) -> str:
     models = list(dict.fromkeys(r["model"] for r in rows))
     configs = list(dict.fromkeys(r["config"] for r in rows))
     by_key = {(r["model"], r["config"]): r for r in rows}
@@ -114,10 +156,10 @@ def make_plots(folder, results: dict) -> list:
 
     from swiftformer_tf.io_utils import save_figure
     from swiftformer_tf.variants import VARIANTS
-    # The latency of a software GPU or of the host's NPU path (a CPU) means nothing: such
-    # rows stay in the tables, marked, but are not plotted as latencies.
+    # The latency of a software GPU or of the host's NPU path (a CPU) means nothing, and
+    # emulated ARM rows have none: such rows stay in the tables, marked, but are not plotted.
     rows = [r for r in results["rows"] if r["status"] == "ok"
-            and not {"software-gpu", "host-openvino-cpu"} & set(r.get("marks") or [])]
+            and not {"software-gpu", "host-openvino-cpu", EMULATED} & set(r.get("marks") or [])]
     if not rows:
         return []
     models = list(dict.fromkeys(r["model"] for r in rows))

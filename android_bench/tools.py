@@ -57,6 +57,9 @@ class BenchmarkTool:
         """Flags for one run (without --graph). ``strict``: for LiteRT's GPU and NPU
         rows, the run that fails unless every op goes to the accelerator.
         ``dispatch_dir``: the device folder holding the NPU dispatch library."""
+        if config.backend == "arm":
+            raise UnsupportedConfig(f"{config.name}: emulated ARM CPUs run on the host "
+                                    f"(--host); on a phone, cpu:N runs its own ARM kernels")
         common = [f"--num_runs={runs}", f"--warmup_runs={warmup}"]
         common += self._optional("report_peak_memory_footprint", "true")
         if self.kind == CLASSIC:

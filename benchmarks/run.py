@@ -11,6 +11,10 @@
 3. The compute floor: MACs counted from each graph over the best single-thread GEMM rate of
    several shapes, the models' own largest convolutions among them (benchmarks/floor.py).
 4. Keras against PyTorch eager (benchmarks/keras_vs_pytorch.py), 2-thread scaling.
+5. The phone's CPU kernels: guest instructions of one inference of ours and the peers' fp32
+   and int8 files (XS and S) on emulated ARM CPUs (LiteRT's aarch64 build under QEMU,
+   tflite/setup_arm_emulator.py): deterministic counts, the comparison to cite where the
+   timings above are within the noise; never a latency.
 
     python benchmarks/run.py [--variants XS,S,L1,L3] [--threads 1,2] [--quick] [--no-peer]
 
@@ -66,7 +70,12 @@ def parse_args(argv=None):
                    help="leave out the litert-torch and ai-edge-quantizer paths")
     p.add_argument("--num-check", type=int, default=64,
                    help="held-out photographs for the int8 logit cosines (default 64)")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: peer, zoo, kecam, torch")
+    p.add_argument("--arm-cpus", default="cortex-a76,i8mm",
+                   help="emulated ARM CPUs for the instruction counts (default cortex-a76,i8mm)")
+    p.add_argument("--arm-variants", default="XS,S",
+                   help="variants whose fp32 and int8 files are counted on them (default XS,S)")
+    p.add_argument("--skip", default="",
+                   help="comma list of parts to skip: peer, zoo, kecam, torch, arm")
     args = p.parse_args(argv)
     args.variants = ["XS"] if args.quick else [v.strip().upper() for v in args.variants.split(",")]
     for variant in args.variants:
@@ -76,6 +85,13 @@ def parse_args(argv=None):
     args.runs = args.runs or (20 if args.quick else 50)
     args.num_calibration = args.num_calibration or (32 if args.quick else 128)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    from swiftformer_tf.lite.arm import parse_cpus
+    try:
+        args.arm_cpus = parse_cpus(args.arm_cpus)
+    except ValueError as err:
+        p.error(f"--arm-cpus: {err}")
+    args.arm_variants = [v.strip().upper() for v in args.arm_variants.split(",")
+                         if v.strip().upper() in args.variants]
     if args.no_peer:
         args.skip.add("peer")
     return args
@@ -185,6 +201,117 @@ def graph_facts(models, check_images):
             row[key] = agreement[key]
 
 
+# -- the phone's CPU kernels, emulated --------------------------------------------------------
+def arm_instructions(args, models, image, notes):
+    """Guest instructions of exactly one inference of each fp32 and int8 file of the
+    counted variants, every path, on each emulated CPU, on the same photograph; with the
+    answer against the x86 interpreter's. {name: {cpu: ArmRun.to_dict()}}."""
+    from swiftformer_tf.lite import arm
+    if "arm" in args.skip:
+        notes.append("phone CPU kernels (emulated ARM): skipped (--skip arm)")
+        return {}
+    if not arm.is_ready():
+        notes.append(f"phone CPU kernels (emulated ARM): no emulator here ({arm.SETUP_HINT})")
+        return {}
+    from swiftformer_tf.lite.runtime import _quantize, load_interpreter
+    counted = {}
+    for name, row in models.items():
+        if row["variant"] not in args.arm_variants or row["mode"] not in ("none", "int8") \
+                or row["family"] not in LINE_FAMILIES:
+            continue
+        detail = load_interpreter(row["path"]).get_input_details()[0]
+        x = image.transpose(2, 0, 1) if detail["shape"][1] == 3 and detail["shape"][3] != 3 \
+            else image
+        sample = [_quantize(x[None].astype("float32"), detail)]
+        counted[name] = {}
+        for cpu in args.arm_cpus:
+            log(f"counting {name} on emulated {cpu.name}")
+            run = arm.run_on_arm(row["path"], cpu, [sample])
+            counted[name][cpu.name] = run.to_dict()
+            if run.status != "ok":
+                notes.append(f"{name} on emulated {cpu.name}: {run.status}: {run.reason}")
+    return counted
+
+
+def _mix_shares(run):
+    """Where the instructions go, by kind: the GEMM's multiply instructions, other SIMD,
+    scalar (control, addressing, the runtime)."""
+    mix, total = run["instruction_mix"], run["guest_instructions"]
+    gemm = sum(mix.get(k, 0) for k in ("int8_dot", "int8_mmla", "int8_widening", "fp32_fma",
+                                       "fp16_arith"))
+    simd = mix.get("simd_fp", 0) + mix.get("sve", 0) + mix.get("sme", 0)
+    return gemm / total, (simd - gemm) / total, (total - simd) / total
+
+
+def arm_report_lines(results):
+    counted = results.get("arm_instructions") or {}
+    if not counted:
+        return []
+    cpus = list(next(iter(counted.values())))
+    models = results["models"]
+    lines = ["", f"## Phone CPU kernels, emulated: guest instructions per inference "
+             f"({results['input_size']} px)", "",
+             "LiteRT's aarch64 build (XNNPACK's ARM kernels, 1 thread) under QEMU user mode, "
+             "the second inference of one photograph, counted by a QEMU plugin: deterministic "
+             "(two runs agree within 1e-5). Instructions are not time (a SIMD multiply and a "
+             "branch count alike); compare them on one CPU. `x fp32`: against our fp32 file of "
+             "the same variant on the same CPU. Mix (first CPU): multiply instructions of the "
+             "GEMMs / other SIMD / scalar. `cos x86`: worst cosine of the output against the "
+             "x86 interpreter on the same file.", "",
+             "| model | " + " | ".join(f"{c} M | x fp32" for c in cpus)
+             + " | mix (GEMM mul / other SIMD / scalar) | cos x86 |",
+             "|---|" + "---|---|" * len(cpus) + "---|---|"]
+    for name, runs in counted.items():
+        row = models[name]
+        fp32 = counted.get(f"swiftformer_{row['variant'].lower()}_fp32", {})
+        cells = []
+        for cpu in cpus:
+            run, base = runs.get(cpu, {}), fp32.get(cpu, {})
+            if run.get("guest_instructions") is None:
+                cells += [run.get("status", "?"), ""]
+                continue
+            ratio = run["guest_instructions"] / base["guest_instructions"] \
+                if base.get("guest_instructions") else float("nan")
+            cells += [f"{run['guest_instructions'] / 1e6:.2f}", f"{ratio:.3f}"]
+        first = runs[cpus[0]]
+        mix = "/".join(f"{100 * v:.0f} %" for v in _mix_shares(first)) \
+            if first.get("guest_instructions") else ""
+        cosine = min((r["vs_host"] or {}).get("cosine_vs_host", float("nan"))
+                     for r in runs.values())
+        marks = " MISMATCH" if any(r["status"] == "mismatch" for r in runs.values()) else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mix} | {cosine:.6f}{marks} |")
+    comparisons = results.get("arm_comparisons") or []
+    if comparisons:
+        lines += ["", "Ours against the other paths, same weights, same CPU (instruction "
+                  "ratio; below 1: ours executes fewer):", "",
+                  "| variant | precision | peer | CPU | ours M | peer M | ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in comparisons:
+            lines.append(f"| {c['variant']} | {c['precision']} | {c['peer']} | {c['cpu']} | "
+                         f"{c['ours'] / 1e6:.2f} | {c['peer_count'] / 1e6:.2f} | "
+                         f"{c['ratio']:.3f}{' (we lose)' if c['ratio'] > 1 else ''} |")
+    return lines
+
+
+def compare_arm(counted, variants):
+    """Our fp32 and int8 counts against each peer's of the same variant and precision."""
+    pairs = [("fp32", "litert_torch_{}_fp32", "litert-torch"),
+             ("int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
+             ("int8", "aeq_{}_int8", "ai-edge-quantizer")]
+    comparisons = []
+    for variant in variants:
+        for precision, peer_name, label in pairs:
+            ours = counted.get(f"swiftformer_{variant.lower()}_{precision}", {})
+            peer = counted.get(peer_name.format(variant.lower()), {})
+            for cpu, run in ours.items():
+                a, b = run.get("guest_instructions"), peer.get(cpu, {}).get("guest_instructions")
+                if a and b:
+                    comparisons.append({"variant": variant, "precision": precision,
+                                        "peer": label, "cpu": cpu, "ours": a, "peer_count": b,
+                                        "ratio": a / b})
+    return comparisons
+
+
 # -- report --------------------------------------------------------------------------------------
 def _cell(timing, noisy):
     return (f"{timing['median_ms']:.2f} ({timing['p10_ms']:.2f}-{timing['p90_ms']:.2f})"
@@ -251,6 +378,7 @@ def write_report(out, results):
                     f"{name} {row['median']:.2f} {row['unit']} (x{row['median'] / base:.2f})"
                     + (" ~" if row["max"] > 1.3 * row["min"] else "")
                     for name, row in table.items()))
+    lines += arm_report_lines(results)
     if results["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     from swiftformer_tf.io_utils import write_file
@@ -380,7 +508,9 @@ def main(argv=None):
         if "top1" not in row:
             row["top1"] = VARIANTS[row["variant"]].top1 if row["variant"] else None
     log(f"delegation and logit cosines on {args.num_check} held-out photographs")
-    graph_facts(models, [normalize(x) for x in photos.check(args.num_check)])
+    check_images = [normalize(x) for x in photos.check(args.num_check)]
+    graph_facts(models, check_images)
+    counted = arm_instructions(args, models, check_images[0], notes)
     swiftformers = [row["path"] for row in models.values() if row["family"] == "swiftformer"]
     shapes = floor.probe_shapes(swiftformers)
     log(f"measuring GEMM rates ({len(shapes)} shapes, fp32 and int8)")
@@ -417,6 +547,8 @@ def main(argv=None):
                "runtime": interpreter_class()[1], "threads": args.threads, "runs": args.runs,
                "num_check": args.num_check, "gemm_rates": rates, "models": models,
                "comparisons": comparisons, "keras_vs_pytorch": keras_vs_pytorch,
+               "input_size": args.input_size, "arm_instructions": counted,
+               "arm_comparisons": compare_arm(counted, args.arm_variants),
                "noise_warnings": guard.warnings, "other_load": guard.samples, "notes": notes,
                "seconds": round(time.time() - started, 1)}
     write_json(os.path.join(args.out, "results.json"), results)

@@ -21,7 +21,7 @@ def pytest_configure(config):
 # first, so the two workers end at about the same time (measured on a 2-core machine).
 _SHARED_EXPORTS = ("test_tflite.py", "test_gpu.py", "test_npu.py")
 _LONGEST_FIRST = ("golden_xs_exports", "test_training.py", "test_distributed.py",
-                  "test_android_bench.py")
+                  "test_arm.py", "test_android_bench.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the groups

@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+from swiftformer_tf.lite import arm
+
 
 @pytest.mark.slow
 def test_quick_run_on_small_settings(tmp_path):
@@ -43,6 +45,15 @@ def test_quick_run_on_small_settings(tmp_path):
     assert "## int8 paths" in report
     assert (out / "latency_vs_top1.png").stat().st_size > 1000
     assert (out / "floor_fraction.png").stat().st_size > 1000
+    if arm.is_ready():  # the phone's CPU kernels, emulated: exact counts per file and CPU
+        counted = data["arm_instructions"]
+        assert set(counted) == {"swiftformer_xs_fp32", "swiftformer_xs_int8"}
+        for runs in counted.values():
+            assert set(runs) == {"cortex-a76", "i8mm"}
+            assert all(r["status"] == "ok" and r["guest_instructions"] > 1e6 for r in runs.values())
+        a76 = {name: runs["cortex-a76"]["guest_instructions"] for name, runs in counted.items()}
+        assert a76["swiftformer_xs_int8"] < 0.5 * a76["swiftformer_xs_fp32"]
+        assert "## Phone CPU kernels, emulated" in report
 
 
 PEER_PYTHON = os.path.join(ROOT, ".venv-peer", "bin", "python")
@@ -75,6 +86,10 @@ def test_quick_run_with_the_int8_peers(tmp_path):
     peers_compared = {(c["precision"], c["peer"]) for c in data["comparisons"]}
     assert peers_compared == {("fp32", "litert-torch"), ("int8", "litert-torch PT2E"),
                               ("int8", "ai-edge-quantizer")}
+    if arm.is_ready():  # the same three comparisons in instructions, per emulated CPU
+        counted = {(c["precision"], c["peer"], c["cpu"]) for c in data["arm_comparisons"]}
+        assert counted == {(p, peer, cpu) for p, peer in peers_compared
+                           for cpu in ("cortex-a76", "i8mm")}
 
 
 @pytest.mark.slow  # 1 min; default: test_benchmark_guards

@@ -68,6 +68,11 @@ def parse_args(argv=None):
                    help="report LiteRT GPU delegation (fully delegated, or the rejected ops "
                         "and why); auto: when a GPU accelerator exists here, a software one "
                         "included (tflite/setup_software_gpu.py); on: also say when none does")
+    p.add_argument("--check-arm", metavar="CPU[,CPU]",
+                   help="also run the check images through the phone's CPU kernels (LiteRT's "
+                        "aarch64 build under QEMU, after tflite/setup_arm_emulator.py) on "
+                        "these emulated CPUs: cortex-a53, cortex-a76, i8mm, sme; a :fp16 "
+                        "suffix forces fp16 arithmetic (e.g. cortex-a76:fp16)")
     npu.add_arguments(p)
     p.add_argument("--threads", type=positive_int, nargs="+", default=[1], help="latency threads")
     p.add_argument("--runs", type=positive_int, default=30, help="latency runs per thread count")
@@ -87,6 +92,14 @@ def parse_args(argv=None):
         p.error("--selective measures fidelity on the check images; drop --no-check")
     if args.reference and args.no_check:
         p.error("--reference is what the check compares against; drop --no-check")
+    if args.check_arm:
+        from swiftformer_tf.lite.arm import parse_cpus
+        if args.no_check:
+            p.error("--check-arm runs the check images; drop --no-check")
+        try:
+            args.check_arm = parse_cpus(args.check_arm)
+        except ValueError as err:
+            p.error(f"--check-arm: {err}")
     return args
 
 
@@ -107,6 +120,7 @@ def convert_and_report(args):
         return 0
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
+    import numpy as np
     from tqdm import tqdm
 
     from swiftformer_tf.imagenet import normalize
@@ -119,6 +133,11 @@ def convert_and_report(args):
                                              summarize_graph)
 
     npu_targets = npu.targets_from_args(args)  # a wrong SoC fails before any work
+    if args.check_arm:
+        from swiftformer_tf.io_utils import CommandError
+        from swiftformer_tf.lite import arm
+        if not arm.is_ready():
+            raise CommandError(f"--check-arm: no ARM emulator set up ({arm.SETUP_HINT})")
     model, weights = load_model(args)
     output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
     check_writable(output)
@@ -179,6 +198,14 @@ def convert_and_report(args):
             reference=reference_name)
         report["latency"] = [dict(measure_latency(result.flatbuffer, t, args.runs).to_dict(),
                                   threads=t) for t in args.threads]
+    if args.check_arm:
+        from swiftformer_tf.lite.arm import fidelity_on_arm, format_fidelity
+        reference = np.stack([np.asarray(keras_reference(np.asarray(x, np.float32)[None]))
+                              .reshape(-1) for x in check_images])
+        report["arm"] = []
+        for cpu in tqdm(args.check_arm, desc="ARM kernels (emulated)", unit="cpu"):
+            entry = fidelity_on_arm(output, cpu, check_images, reference)
+            report["arm"].append(dict(entry, summary=format_fidelity(entry)))
     if args.gpu_check != "off":
         from swiftformer_tf.lite.gpu import check_gpu
         gpu = check_gpu(output, "fp16" if args.quantize == "fp16" else "fp32")

@@ -80,6 +80,8 @@ def format_summary(report: dict) -> str:
             lines.append(f"accuracy:       {check['labelled_images']} labelled images: top-1 "
                          f"{100 * check['reference_top1']:.1f}% reference, "
                          f"{100 * check['candidate_top1']:.1f}% this model")
+    for entry in report.get("arm", []):
+        lines.append(f"ARM (emulated): {entry['summary']}")
     if report.get("gpu"):
         lines.append(f"GPU delegate:   {report['gpu']['summary']}")
     for compiled in report.get("npu", []):

@@ -1,0 +1,252 @@
+"""A .tflite model on a phone's CPU kernels without a phone: LiteRT's aarch64 runtime under
+QEMU (``arm_emulator``), on one emulated CPU, in a child process.
+
+A run gives the model's outputs from XNNPACK's ARM kernels, the guest instructions of exactly
+one inference and their mix (int8 dot product, i8mm, fp16 arithmetic, fp32 FMA, SVE, SME),
+and a comparison with the x86 interpreter on the same file and inputs. Instructions are not
+time: an emulated instruction costs nothing like a phone's. A ratio of counts on the same
+kernels (int8 against fp32 on one CPU, two exports of one model) is deterministic and
+comparable; wall time here is not reported as latency anywhere.
+
+CPUs by name (``arm_emulator.CPUS``): ``cortex-a53``, ``cortex-a76``, ``i8mm``, ``sme`` (on
+QEMU 10, without instruction counts), ``sme-qemu7`` (QEMU 7.2's wrong SME emulation); a
+``:fp16`` suffix forces fp16 arithmetic (XNNPACK's force-fp16 flag), e.g. ``cortex-a76:fp16``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from swiftformer_tf.lite import arm_emulator
+
+SETUP_HINT = "python tflite/setup_arm_emulator.py sets it up (QEMU and LiteRT's aarch64 build)"
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arm_worker.py")
+CPUS = tuple(arm_emulator.CPUS)
+# An emulated answer this far from the x86 interpreter's on the same file is not a rounding
+# difference between kernels (int8: identical; fp32: ~1e-7; forced fp16: ~1e-3 relative).
+MISMATCH_COSINE = 0.999
+SIGNALS = {-4: "SIGILL", -6: "SIGABRT", -7: "SIGBUS", -11: "SIGSEGV"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmCpu:
+    cpu: str
+    fp16: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.cpu + (":fp16" if self.fp16 else "")
+
+
+def parse_cpu(text: str) -> ArmCpu:
+    """``cortex-a76`` or ``cortex-a76:fp16``."""
+    cpu, _, suffix = text.strip().lower().partition(":")
+    if cpu not in arm_emulator.CPUS or suffix not in ("", "fp16"):
+        raise ValueError(f"unknown emulated ARM CPU {text!r}: use one of {', '.join(CPUS)}, "
+                         f"optionally with :fp16 (forced fp16 arithmetic), e.g. cortex-a76:fp16")
+    return ArmCpu(cpu, suffix == "fp16")
+
+
+def parse_cpus(text: str) -> List[ArmCpu]:
+    cpus = [parse_cpu(part) for part in text.split(",") if part.strip()]
+    if not cpus:
+        raise ValueError("no ARM CPU given")
+    return cpus
+
+
+def is_ready() -> bool:
+    return arm_emulator.is_ready()
+
+
+@dataclasses.dataclass
+class ArmRun:
+    cpu: str  # e.g. cortex-a76:fp16
+    status: str  # ok | mismatch (ran, but disagrees with x86) | failed | unavailable
+    reason: str = ""
+    outputs: Optional[List[np.ndarray]] = None  # per model output, a leading sample axis
+    guest_instructions: Optional[int] = None  # exactly one inference (the second); None
+    # where the emulator cannot count (sme: QEMU 10 without plugins)
+    instruction_mix: Dict[str, int] = dataclasses.field(default_factory=dict)
+    cpu_features: List[str] = dataclasses.field(default_factory=list)  # the guest's hwcaps
+    qemu_cpu: str = ""
+    runtime: str = ""  # the LiteRT API the guest ran (Interpreter, or CompiledModel for fp16)
+    emulated_s: float = 0.0  # the whole child process; emulation speed, never latency
+    vs_host: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.pop("outputs")
+        return data
+
+    def summary(self) -> str:
+        if self.status in ("failed", "unavailable"):
+            return f"{self.cpu}: {self.status}: {self.reason}"
+        host = self.vs_host
+        text = (f"{self.cpu}: {self.guest_instructions / 1e6:.2f} M guest instructions per "
+                f"inference" if self.guest_instructions is not None else
+                f"{self.cpu}: ran (instructions not counted on this emulator)")
+        if host:
+            text += (f", cosine {host['cosine_vs_host']:.6f} and max |diff| "
+                     f"{host['max_rel_diff_vs_host']:.2e} of the largest logit vs x86")
+        return text + (" -- MISMATCH: " + self.reason if self.status == "mismatch" else "")
+
+
+def _parse_counts(log: str) -> Tuple[Optional[int], Dict[str, int]]:
+    """The counters between the worker's two marks: (total, {class: count})."""
+    marks = [dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
+             for line in log.splitlines() if line.startswith("ICOUNT mark")]
+    if len(marks) < 2:
+        return None, {}
+    before, after = marks[-2], marks[-1]
+    mix = {k: after[k] - before.get(k, 0) for k in after}
+    return mix.pop("total", None), mix
+
+
+def _failure(cpu: ArmCpu, code: int, log: str) -> str:
+    signal = SIGNALS.get(code)
+    tail = [line for line in log.strip().splitlines() if not line.startswith("ICOUNT")]
+    last = tail[-1][:200] if tail else "no output"
+    if signal == "SIGILL":
+        spec = arm_emulator.CPUS[cpu.cpu]
+        what = ("forced fp16 needs ARMv8.2 fp16 arithmetic, which this CPU lacks, and XNNPACK "
+                "does not fall back" if cpu.fp16 else "the kernels used an instruction this "
+                "CPU lacks")
+        return f"killed by SIGILL on {cpu.cpu} ({spec['about']}): {what}"
+    if signal:
+        return f"the ARM runtime died with {signal}: {last}"
+    return f"the ARM runtime exited with code {code}: {last}"
+
+
+def host_outputs(model: str, samples: Sequence[Sequence[np.ndarray]]) -> List[np.ndarray]:
+    """The x86 interpreter (XNNPACK, 1 thread) on the same samples, stacked per output."""
+    from swiftformer_tf.lite.runtime import load_interpreter
+    interpreter = load_interpreter(model, 1)
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    results = []
+    for sample in samples:
+        for detail, value in zip(inputs, sample):
+            interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
+        interpreter.invoke()
+        results.append([interpreter.get_tensor(d["index"]).copy() for d in outputs])
+    return [np.stack(values) for values in zip(*results)]
+
+
+def random_samples(model: str, count: int = 1, seed: int = 0) -> List[List[np.ndarray]]:
+    from swiftformer_tf.lite.runtime import load_interpreter, random_input
+    details = load_interpreter(model, 1).get_input_details()
+    return [[random_input(d, seed + n) for d in details] for n in range(count)]
+
+
+def compare_with_host(arm: Sequence[np.ndarray], host: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Cosine (worst sample), max |diff| relative to the largest host value, top-1 agreement,
+    on the first output (dequantized when integer: both sides share its scale)."""
+    a = np.asarray(arm[0], np.float64).reshape(len(arm[0]), -1)
+    h = np.asarray(host[0], np.float64).reshape(len(host[0]), -1)
+    cosine = (a * h).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(h, axis=1),
+                                         1e-30)
+    return {"cosine_vs_host": float(cosine.min()),
+            "max_rel_diff_vs_host": float(np.abs(a - h).max() / max(np.abs(h).max(), 1e-30)),
+            "top1_agreement_vs_host": float((a.argmax(1) == h.argmax(1)).mean())}
+
+
+def run_on_arm(model: str, cpu, samples: Optional[Sequence[Sequence[np.ndarray]]] = None,
+               compare: bool = True, count: bool = True, timeout: float = 1800.0) -> ArmRun:
+    """Runs ``model`` (a .tflite path) on emulated ``cpu`` (a name or :class:`ArmCpu`) over
+    ``samples`` (each a list of input arrays in signature order; one random sample when
+    None). With ``compare`` the x86 interpreter runs the same samples and a disagreement
+    marks the run ``mismatch``."""
+    cpu = parse_cpu(cpu) if isinstance(cpu, str) else cpu
+    qemu_cpu = arm_emulator.CPUS[cpu.cpu]["qemu"]
+    if not arm_emulator.is_ready():
+        return ArmRun(cpu.name, "unavailable", f"no ARM emulator set up ({SETUP_HINT})",
+                      qemu_cpu=qemu_cpu)
+    if not os.path.isfile(model):
+        raise FileNotFoundError(f"{model}: no such file")
+    samples = list(samples) if samples is not None else random_samples(model)
+    with tempfile.TemporaryDirectory(prefix="swiftformer-arm-") as tmp:
+        inputs, outputs = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        np.savez(inputs, *[np.stack(values) for values in zip(*samples)])
+        # The guest sees the host's files through QEMU's -L prefix only when they are not
+        # under it: absolute paths outside the emulator folder work as they are.
+        args = [os.path.abspath(model), "--inputs", inputs, "--outputs", outputs]
+        argv, env = arm_emulator.command(cpu.cpu, WORKER, args + (["--fp16"] if cpu.fp16
+                                                                  else []), count=count)
+        start = time.perf_counter()
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, env=env,
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return ArmRun(cpu.name, "failed", f"timed out after {timeout:.0f} s of emulation",
+                          qemu_cpu=qemu_cpu)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0 or not os.path.isfile(outputs):
+            return ArmRun(cpu.name, "failed", _failure(cpu, result.returncode, result.stderr),
+                          qemu_cpu=qemu_cpu, emulated_s=elapsed)
+        with np.load(outputs) as data:
+            arm_outputs = [data[f"arr_{i}"] for i in range(len(data.files))]
+    report = _last_json(result.stdout)
+    total, mix = _parse_counts(result.stderr)
+    run = ArmRun(cpu.name, "ok", outputs=arm_outputs, guest_instructions=total,
+                 instruction_mix=mix, cpu_features=report.get("cpu_features", []),
+                 qemu_cpu=qemu_cpu, runtime=report.get("runtime", ""), emulated_s=elapsed)
+    if compare:
+        run.vs_host = compare_with_host(arm_outputs, host_outputs(model, samples))
+        if run.vs_host["cosine_vs_host"] < MISMATCH_COSINE:
+            run.status = "mismatch"
+            run.reason = (f"the emulated ARM kernels' answer disagrees with x86's on the same "
+                          f"file (cosine {run.vs_host['cosine_vs_host']:.4f} < "
+                          f"{MISMATCH_COSINE}): QEMU's emulation or the ARM kernels are wrong")
+    return run
+
+
+def fidelity_on_arm(model: str, cpu, images: Sequence[np.ndarray],
+                    reference: np.ndarray) -> dict:
+    """The check images through the ARM kernels on ``cpu``: the answer against the Keras
+    model's ``reference`` logits (images, classes) and against x86's on the same file.
+    ``images``: model-input images (H, W, 3), float (quantized here for int8 input)."""
+    from swiftformer_tf.lite.report import compare_logits
+    from swiftformer_tf.lite.runtime import _dequantize, _quantize, load_interpreter
+    interpreter = load_interpreter(model, 1)
+    given, produced = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    samples = [[_quantize(np.asarray(image, np.float32)[None], given)] for image in images]
+    run = run_on_arm(model, cpu, samples)
+    entry = {"cpu": run.cpu, "status": run.status, "reason": run.reason,
+             "guest_instructions": run.guest_instructions, "vs_host": run.vs_host,
+             "cpu_features": run.cpu_features}
+    if run.outputs is not None:
+        logits = _dequantize(run.outputs[0], produced).reshape(len(images), -1)
+        entry["vs_keras"] = compare_logits(np.asarray(reference).reshape(len(images), -1),
+                                           logits)
+    return entry
+
+
+def format_fidelity(entry: dict) -> str:
+    """One report line for :func:`fidelity_on_arm`'s result."""
+    if "vs_keras" not in entry:
+        return f"{entry['cpu']}: {entry['status']}: {entry['reason']}"
+    keras, host = entry["vs_keras"], entry["vs_host"]
+    same = "identical to x86" if host["max_rel_diff_vs_host"] == 0 else \
+        f"max |diff| {host['max_rel_diff_vs_host']:.1e} of x86's largest"
+    count = entry["guest_instructions"]
+    return (f"{entry['cpu']}: {keras['images']} images, cosine mean {keras['cosine_mean']:.5f} / "
+            f"min {keras['cosine_min']:.5f} and top-1 agreement "
+            f"{100 * keras['top1_agreement']:.1f}% vs Keras; {same}"
+            + (f"; {count / 1e6:.2f} M instructions per inference" if count else "")
+            + (" -- MISMATCH: the ARM answer is not x86's" if entry["status"] == "mismatch"
+               else ""))
+
+
+def _last_json(stdout: str) -> dict:
+    import json
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {}
