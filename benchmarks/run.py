@@ -226,8 +226,10 @@ def arm_instructions(args, models, image, notes):
         counted[name] = {}
         for cpu in args.arm_cpus:
             log(f"counting {name} on emulated {cpu.name}")
-            run = arm.run_on_arm(row["path"], cpu, [sample])
-            counted[name][cpu.name] = run.to_dict()
+            run = arm.run_on_arm(row["path"], cpu, [sample],
+                                 profile=row["family"] == "swiftformer")
+            counted[name][cpu.name] = dict(run.to_dict(), by_op_type=run.by_op_type(),
+                                           by_kernel=run.by_kernel())
             if run.status != "ok":
                 notes.append(f"{name} on emulated {cpu.name}: {run.status}: {run.reason}")
     return counted
@@ -280,6 +282,7 @@ def arm_report_lines(results):
                      for r in runs.values())
         marks = " MISMATCH" if any(r["status"] == "mismatch" for r in runs.values()) else ""
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mix} | {cosine:.6f}{marks} |")
+    lines += _where_instructions_go(counted, cpus)
     comparisons = results.get("arm_comparisons") or []
     if comparisons:
         lines += ["", "Ours against the other paths, same weights, same CPU (instruction "
@@ -290,6 +293,38 @@ def arm_report_lines(results):
             lines.append(f"| {c['variant']} | {c['precision']} | {c['peer']} | {c['cpu']} | "
                          f"{c['ours'] / 1e6:.2f} | {c['peer_count'] / 1e6:.2f} | "
                          f"{c['ratio']:.3f}{' (we lose)' if c['ratio'] > 1 else ''} |")
+    return lines
+
+
+def _where_instructions_go(counted, cpus):
+    """Per kind of work (XNNPACK's kernels, named from the runtime's symbols), our fp32 and
+    int8 instructions of each counted variant and their ratio, on each CPU."""
+    lines = []
+    for name, runs in counted.items():
+        if not (name.startswith("swiftformer_") and name.endswith("_int8")):
+            continue
+        fp32_runs = counted.get(name[:-len("int8")] + "fp32", {})
+        for cpu in cpus:
+            int8, fp32 = runs.get(cpu, {}), fp32_runs.get(cpu, {})
+            if not (int8.get("by_op_type") and fp32.get("by_op_type")):
+                continue
+            kinds = list(dict.fromkeys(list(fp32["by_op_type"]) + list(int8["by_op_type"])))
+            lines += ["", f"Where the instructions go: {name[:-5]} on {cpu} (M; the "
+                      f"runtime's functions by name, XNNPACK's kernels grouped by the work "
+                      f"they do; the parts sum to the totals above)", "",
+                      "| work | fp32 M | int8 M | int8 / fp32 | share of int8 |",
+                      "|---|---|---|---|---|"]
+            for kind in kinds + ["total"]:
+                a = fp32["guest_instructions"] if kind == "total" else \
+                    fp32["by_op_type"].get(kind, 0)
+                b = int8["guest_instructions"] if kind == "total" else \
+                    int8["by_op_type"].get(kind, 0)
+                ratio = f"{b / a:.3f}" if a else "-"
+                lines.append(f"| {kind} | {a / 1e6:.2f} | {b / 1e6:.2f} | {ratio} | "
+                             f"{100 * b / int8['guest_instructions']:.1f} % |")
+            kernels = ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in
+                                list(int8.get("by_kernel", {}).items())[:6])
+            lines += ["", f"int8's largest kernels: {kernels}."]
     return lines
 
 

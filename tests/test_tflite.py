@@ -91,8 +91,11 @@ def test_prescaled_normalisation_is_exact_in_float_over_a_wide_range():
 @pytest.fixture(scope="session")
 def int8_xs_report(golden_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
+    # 128 px and 32 calibration photographs: the graph, its partitions and the fidelity bound
+    # do not depend on the size; the CLI's GPU report is tested in test_gpu.py
     argv = ["--weights", os.path.join(golden_dir, "swiftformer_xs.pth"), "--quantize", "int8",
-            "--num-calibration", "64", "--num-check", "12", "--threads", "1", "--runs", "5",
+            "--input-size", "128", "--num-calibration", "32", "--num-check", "12",
+            "--threads", "1", "--runs", "5", "--gpu-check", "off",
             "--output", str(out / "xs_int8.tflite"), "--report", str(out / "report.json")]
     assert convert_cli.main(argv) == 0
     return json.loads((out / "report.json").read_text()), out / "xs_int8.tflite"
@@ -150,8 +153,9 @@ def test_debug_csv_and_selective_float(golden_dir, tmp_path):
 
 def test_random_weights_warning_and_summary(capsys, tmp_path):
     out = tmp_path / "xs.tflite"
+    # --gpu-check off: a GPU build compiles shaders (a minute); test_gpu.py covers its line
     assert convert_cli.main(["--input-size", "64", "--num-check", "2", "--runs", "2",
-                             "--output", str(out)]) == 0
+                             "--gpu-check", "off", "--output", str(out)]) == 0
     captured = capsys.readouterr()
     assert "RANDOMLY INITIALISED SwiftFormer-XS" in captured.err
     for field in ("size:", "ops:", "XNNPACK:", "fidelity:", "host latency:"):

@@ -15,6 +15,7 @@ QEMU 10, without instruction counts), ``sme-qemu7`` (QEMU 7.2's wrong SME emulat
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import re
@@ -80,6 +81,26 @@ class ArmRun:
     runtime: str = ""  # the LiteRT API the guest ran (Interpreter, or CompiledModel for fp16)
     emulated_s: float = 0.0  # the whole child process; emulation speed, never latency
     vs_host: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # with profile=True: guest instructions of the counted inference per function (XNNPACK's
+    # kernels by name; code of libraries without symbols under the library's name)
+    by_function: Dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def by_kernel(self) -> Dict[str, int]:
+        """:attr:`by_function` summed per XNNPACK microkernel family (``qs8_qc8w_gemm_minmax
+        _fp32``, ``f32_vsigmoid``, ...); the runtime's other code as ``(runtime: library)``."""
+        totals: Dict[str, int] = {}
+        for function, count in self.by_function.items():
+            family = kernel_of(function) or f"(runtime: {function if '.so' in function else 'other'})"
+            totals[family] = totals.get(family, 0) + count
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def by_op_type(self) -> Dict[str, int]:
+        """:meth:`by_kernel` summed per kind of work (:data:`OP_TYPES`)."""
+        totals: Dict[str, int] = {}
+        for family, count in self.by_kernel().items():
+            kind = op_type_of("" if family.startswith("(") else family)
+            totals[kind] = totals.get(kind, 0) + count
+        return totals
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -97,6 +118,96 @@ class ArmRun:
             text += (f", cosine {host['cosine_vs_host']:.6f} and max |diff| "
                      f"{host['max_rel_diff_vs_host']:.2e} of the largest logit vs x86")
         return text + (" -- MISMATCH: " + self.reason if self.status == "mismatch" else "")
+
+
+def _elf_load_segments(path: str) -> List[Tuple[int, int, int]]:
+    """(p_offset, p_vaddr, p_filesz) of an ELF file's LOAD segments (readelf -lW)."""
+    out = subprocess.run(["readelf", "-lW", path], capture_output=True, text=True).stdout
+    return [(int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)) for m in
+            re.finditer(r"^\s*LOAD\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)",
+                        out, re.M)]
+
+
+def _functions(path: str) -> Tuple[List[int], List[Tuple[int, str]]]:
+    """The defined functions of an ELF file by address (nm -S, demangled): starts, and
+    (end, name) beside each."""
+    out = subprocess.run(["nm", "-S", "-C", "--defined-only", path], capture_output=True,
+                         text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[2] in "tTwW" and parts[2]:
+            start, size = int(parts[0], 16), int(parts[1], 16)
+            rows.append((start, start + size, parts[3]))
+    rows.sort()
+    return [r[0] for r in rows], [(r[1], r[2]) for r in rows]
+
+
+def kernel_of(function: str) -> str:
+    """XNNPACK's microkernel family of a function name: ``xnn_qs8_qc8w_gemm_minmax_fp32_ukernel
+    _4x16c4__neondot`` -> ``qs8_qc8w_gemm_minmax_fp32``; KleidiAI's ``kai_*`` alike."""
+    match = re.match(r"(?:xnn|kai)_(?:kernel_)?(.+?)_ukernel", function) or \
+        re.match(r"kai_kernel_(.+?)_\d", function)
+    return match.group(1) if match else ""
+
+
+# XNNPACK microkernel families by the work they do (the kernel names say the operator).
+OP_TYPES = [("GEMM (1x1 convs, linear layers)", r"(?<!i)gemm|matmul"),
+            ("IGEMM (3x3 and strided convs)", r"igemm"),
+            ("depthwise conv", r"dwconv"),
+            ("GELU / sigmoid", r"gelu|lut|sigmoid|tanh|erf"),
+            ("elementwise (add, mul, clamp, rsqrt)", r"_v(add|sub|mul|div|max|min|clamp|sqr|rsqrt|sqrt)"),
+            ("reductions (sums, max)", r"_r(sum|max|min|dsum|minmax)"),
+            ("quantize / convert", r"vcvt|_cvt"),
+            ("layout (transpose, pack, copy)", r"transpose|pack|copy|fill|pad")]
+
+
+def op_type_of(family: str) -> str:
+    """The kind of work an XNNPACK microkernel family (:func:`kernel_of`) does."""
+    for name, pattern in OP_TYPES:
+        if family and re.search(pattern, family):
+            return name
+    return "runtime (scheduling, the interpreter)"
+
+
+def profile_by_function(blocks: Dict[int, int], mappings: List[list]) -> Dict[str, int]:
+    """Guest instructions per function: ``blocks`` {guest address: instructions} of the
+    counted inference, ``mappings`` the guest's executable mappings [start, end, file
+    offset, path]. Code in a library without symbols counts as the library's name."""
+    totals: Dict[str, int] = {}
+    cache: Dict[str, tuple] = {}
+    for address, count in blocks.items():
+        where = next((m for m in mappings if m[0] <= address < m[1]), None)
+        if where is None:
+            name = "(unmapped)"
+        else:
+            start, _, offset, path = where
+            if path not in cache:
+                functions = _functions(path) if os.path.isfile(path) else ([], [])
+                cache[path] = (_elf_load_segments(path) if functions[0] else [], functions)
+            segments, (starts, ends) = cache[path]
+            name = os.path.basename(path)
+            file_offset = address - start + offset
+            segment = next((s for s in segments if s[0] <= file_offset < s[0] + s[2]), None)
+            if segment is not None:
+                vaddr = file_offset - segment[0] + segment[1]
+                i = bisect.bisect_right(starts, vaddr) - 1
+                if i >= 0 and vaddr < ends[i][0]:
+                    name = ends[i][1]
+        totals[name] = totals.get(name, 0) + count
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def _parse_blocks(log: str) -> Dict[int, int]:
+    """The plugin's per-block counts printed after the last mark: {guest address: count}."""
+    lines = log.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.startswith("ICOUNT mark")), default=-1)
+    blocks: Dict[int, int] = {}
+    for line in lines[last + 1:]:
+        if line.startswith("ICOUNT_TB "):
+            _, address, count = line.split()
+            blocks[int(address, 16)] = blocks.get(int(address, 16), 0) + int(count)
+    return blocks
 
 
 def _parse_counts(log: str) -> Tuple[Optional[int], Dict[str, int]]:
@@ -158,11 +269,13 @@ def compare_with_host(arm: Sequence[np.ndarray], host: Sequence[np.ndarray]) -> 
 
 
 def run_on_arm(model: str, cpu, samples: Optional[Sequence[Sequence[np.ndarray]]] = None,
-               compare: bool = True, count: bool = True, timeout: float = 1800.0) -> ArmRun:
+               compare: bool = True, count: bool = True, profile: bool = False,
+               timeout: float = 1800.0) -> ArmRun:
     """Runs ``model`` (a .tflite path) on emulated ``cpu`` (a name or :class:`ArmCpu`) over
     ``samples`` (each a list of input arrays in signature order; one random sample when
     None). With ``compare`` the x86 interpreter runs the same samples and a disagreement
-    marks the run ``mismatch``."""
+    marks the run ``mismatch``; with ``profile`` the counted inference's instructions are
+    also attributed to functions (:attr:`ArmRun.by_function`)."""
     cpu = parse_cpu(cpu) if isinstance(cpu, str) else cpu
     qemu_cpu = arm_emulator.CPUS[cpu.cpu]["qemu"]
     if not arm_emulator.is_ready():
@@ -178,7 +291,8 @@ def run_on_arm(model: str, cpu, samples: Optional[Sequence[Sequence[np.ndarray]]
         # under it: absolute paths outside the emulator folder work as they are.
         args = [os.path.abspath(model), "--inputs", inputs, "--outputs", outputs]
         argv, env = arm_emulator.command(cpu.cpu, WORKER, args + (["--fp16"] if cpu.fp16
-                                                                  else []), count=count)
+                                                                  else []),
+                                         count="profile" if profile else count)
         start = time.perf_counter()
         try:
             result = subprocess.run(argv, capture_output=True, text=True, env=env,
@@ -197,6 +311,9 @@ def run_on_arm(model: str, cpu, samples: Optional[Sequence[Sequence[np.ndarray]]
     run = ArmRun(cpu.name, "ok", outputs=arm_outputs, guest_instructions=total,
                  instruction_mix=mix, cpu_features=report.get("cpu_features", []),
                  qemu_cpu=qemu_cpu, runtime=report.get("runtime", ""), emulated_s=elapsed)
+    if profile:
+        run.by_function = profile_by_function(_parse_blocks(result.stderr),
+                                              report.get("code_mappings", []))
     if compare:
         run.vs_host = compare_with_host(arm_outputs, host_outputs(model, samples))
         if run.vs_host["cosine_vs_host"] < MISMATCH_COSINE:

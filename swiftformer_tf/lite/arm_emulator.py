@@ -12,7 +12,8 @@ system:
   redirects file opens; with the host's x86 cpuinfo the runtime segfaults when it creates
   the interpreter);
 - ``libicount.so``, the QEMU plugin that counts guest instructions (``arm_icount.c``), built
-  with gcc against ``qemu-plugin.h`` of the same QEMU version (Debian's source package).
+  with gcc against ``qemu-plugin.h`` of the same QEMU version (Debian's source package;
+  the header stays in ``include/`` for rebuilding it).
 
 Use it for answers and instruction counts, never for time: an emulated instruction costs
 nothing like a phone's.
@@ -313,7 +314,7 @@ def setup(folder: Optional[str] = None, log=print) -> str:
         host = _host_side(work, mirror, log)
         guest = _guest_side(work, mirror, log)
         _build_plugin(work, log)
-        for leftover in ("apt-amd64", "apt-arm64", "debs-host", "debs-qemu10", "include"):
+        for leftover in ("apt-amd64", "apt-arm64", "debs-host", "debs-qemu10"):
             shutil.rmtree(os.path.join(work, leftover), ignore_errors=True)
         _cpu_roots(work, folder)
         missing = _missing_libraries(os.path.join(work, "host", "usr", "bin", "qemu-aarch64"),
@@ -347,11 +348,11 @@ def can_count(cpu: str) -> bool:
     return CPUS[cpu].get("emulator", "qemu") == "qemu"
 
 
-def command(cpu: str, script: str, args: List[str], count: bool = False,
+def command(cpu: str, script: str, args: List[str], count=False,
             folder: Optional[str] = None) -> tuple:
     """(argv, env) that run ``script`` with the arm64 Python on emulated ``cpu``; with
     ``count`` the instruction-count plugin is loaded where it can be (its counts go to
-    stderr)."""
+    stderr), with ``count="profile"`` also its per-block counts."""
     if cpu not in CPUS:
         raise ValueError(f"unknown emulated CPU {cpu!r}: use one of {', '.join(CPUS)}")
     p = paths(folder)
@@ -359,7 +360,8 @@ def command(cpu: str, script: str, args: List[str], count: bool = False,
     argv = [p[CPUS[cpu].get("emulator", "qemu")], "-cpu", CPUS[cpu]["qemu"],
             "-L", cpu_root(cpu, folder), "-U", "LD_LIBRARY_PATH"]
     if count and can_count(cpu):
-        argv += ["-plugin", p["plugin"], "-d", "plugin"]
+        argv += ["-plugin", p["plugin"] + (",profile=on" if count == "profile" else ""),
+                 "-d", "plugin"]
     argv += [p["python"], "-s", script, *args]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": p["site"], "PYTHONNOUSERSITE": "1",
            "PYTHONDONTWRITEBYTECODE": "1", "LD_LIBRARY_PATH": p["host_lib"],

@@ -7,10 +7,16 @@
  * Counting is inline (one add per translation block and class): exact, and about as fast as
  * emulation without a plugin. Encodings from the Arm ARM (DDI 0487), Advanced SIMD tables.
  *
+ * With the argument profile=on it also counts executions per translation block and, at every
+ * second mark, prints "ICOUNT_TB <guest address> <instructions>" for each block that ran
+ * since the mark before: the parent maps the addresses to the runtime's functions (XNNPACK's
+ * kernels by name) to say where the instructions of one inference go.
+ *
  * Build: gcc -O2 -shared -fPIC -I DIR_WITH_QEMU_PLUGIN_H -o libicount.so arm_icount.c
- * Run:   qemu-aarch64 -plugin ./libicount.so -d plugin ... */
+ * Run:   qemu-aarch64 -plugin ./libicount.so[,profile=on] -d plugin ... */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <qemu-plugin.h>
 
@@ -42,6 +48,45 @@ static const struct pattern patterns[] = {
     {0xBFA0FC00, 0x0E20CC00, FP32_FMA}, {0xBFC0B400, 0x0F801000, FP32_FMA},
 };
 
+/* Per-block execution counts (profile=on). Translation runs under QEMU's lock and the worker
+ * is single-threaded, so a plain growing array does. */
+struct block { uint64_t vaddr, insns, executions, at_mark; };
+static struct block **blocks;
+static size_t n_blocks, capacity;
+static int profile, marks_seen;
+
+static void add_block(struct qemu_plugin_tb *tb, size_t n) {
+    struct block *b = calloc(1, sizeof *b);
+    if (!b) return;
+    if (n_blocks == capacity) {
+        size_t wanted = capacity ? 2 * capacity : 65536;
+        struct block **grown = realloc(blocks, wanted * sizeof *grown);
+        if (!grown) { free(b); return; }
+        blocks = grown, capacity = wanted;
+    }
+    b->vaddr = qemu_plugin_tb_vaddr(tb);
+    b->insns = n;
+    blocks[n_blocks++] = b;
+    qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &b->executions, 1);
+}
+
+static void print_blocks(void) {
+    char line[64];
+    for (size_t i = 0; i < n_blocks; i++) {
+        struct block *b = blocks[i];
+        uint64_t ran = b->executions - b->at_mark;
+        if (ran) {
+            snprintf(line, sizeof line, "ICOUNT_TB %llx %llu\n", (unsigned long long)b->vaddr,
+                     (unsigned long long)(ran * b->insns));
+            qemu_plugin_outs(line);
+        }
+    }
+}
+
+static void snapshot_blocks(void) {
+    for (size_t i = 0; i < n_blocks; i++) blocks[i]->at_mark = blocks[i]->executions;
+}
+
 static int is_simd_fp(uint32_t w) { return ((w >> 25) & 7) == 7; }   /* op0 = x111 */
 static int is_sve(uint32_t w) { return ((w >> 25) & 0xF) == 2; }      /* op0 = 0010 */
 static int is_sme(uint32_t w) { return (w >> 31) == 1 && ((w >> 25) & 0xF) == 0; }
@@ -66,6 +111,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if (block[c])
             qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
                                                      &counters[c], block[c]);
+    if (profile) add_block(tb, n);
 }
 
 static void print_counters(const char *when) {
@@ -83,16 +129,22 @@ static void print_counters(const char *when) {
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t number, uint64_t a1,
                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6,
                        uint64_t a7, uint64_t a8) {
-    if (number == AARCH64_NR_GETPPID)
-        print_counters("mark");
+    if (number != AARCH64_NR_GETPPID) return;
+    print_counters("mark");
+    if (profile) {
+        if (++marks_seen % 2 == 0) print_blocks();  /* the blocks of what ran in between */
+        snapshot_blocks();
+    }
 }
 
-static void on_exit(qemu_plugin_id_t id, void *data) { print_counters("exit"); }
+static void at_exit(qemu_plugin_id_t id, void *data) { print_counters("exit"); }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
                                            int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "profile=on") == 0) profile = 1;
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
     qemu_plugin_register_vcpu_syscall_cb(id, on_syscall);
-    qemu_plugin_register_atexit_cb(id, on_exit, NULL);
+    qemu_plugin_register_atexit_cb(id, at_exit, NULL);
     return 0;
 }

@@ -40,6 +40,19 @@ def cpu_features():
                   + [name for name, bit in HWCAP2.items() if words[AT_HWCAP2] >> bit & 1])
 
 
+def code_mappings():
+    """[start, end, file offset, path] of the executable file mappings (QEMU shows the
+    guest's own): the parent names the functions an instruction profile ran in."""
+    found = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and "x" in parts[1] and parts[5].startswith("/"):
+                start, end = (int(v, 16) for v in parts[0].split("-"))
+                found.append([start, end, int(parts[2], 16), parts[5].strip()])
+    return found
+
+
 def interpreter(model):
     """TFLite's Interpreter with its default XNNPACK delegate, one thread: what
     ``benchmark_model`` and most apps run."""
@@ -106,6 +119,7 @@ def main(argv=None):
         run()
         results.append(read_outputs())
     np.savez(args.outputs, *[np.stack(values) for values in zip(*results)])
+    report["code_mappings"] = code_mappings()
     print(json.dumps(report), flush=True)
     return 0
 
