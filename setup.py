@@ -8,7 +8,7 @@ PLOTS = ["matplotlib>=3.7"]
 # Intel OpenVINO's NPU compiler plugin: the one AOT target that compiles on any x86-64 host
 # (CPU graph backend); the phone vendors' SDK packages are installed by hand (README).
 NPU = ["ai-edge-litert-sdk-intel==2.3.0"]
-TEST = ["pytest>=8", "pytest-xdist>=3.5", "torch==2.13.0", "transformers>=4.41"]
+TEST = ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "torch==2.13.0", "transformers>=4.41"]
 
 setup(
     name="swiftformer-tf",

@@ -50,6 +50,11 @@ MODES = ("none", "fp16", "dynamic", "int8")
 LINE_FAMILIES = {"swiftformer": (None, "-", "SwiftFormer (ours), "),
                  "litert-torch": ("tab:gray", "--", "SwiftFormer via litert-torch, "),
                  "ai-edge-quantizer": ("tab:brown", ":", "ours via ai-edge-quantizer, ")}
+# our file of a precision against each peer's of the same variant: (precision, peer's model
+# name pattern, label)
+PEER_PAIRS = [("fp32", "litert_torch_{}_fp32", "litert-torch"),
+              ("int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
+              ("int8", "aeq_{}_int8", "ai-edge-quantizer")]
 PAPER_TOP1 = {"mobilenet_v2_1.0": 71.8, **{k: v[3] for k, v in KECAM_MODELS.items()}}
 
 
@@ -330,12 +335,9 @@ def _where_instructions_go(counted, cpus):
 
 def compare_arm(counted, variants):
     """Our fp32 and int8 counts against each peer's of the same variant and precision."""
-    pairs = [("fp32", "litert_torch_{}_fp32", "litert-torch"),
-             ("int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
-             ("int8", "aeq_{}_int8", "ai-edge-quantizer")]
     comparisons = []
     for variant in variants:
-        for precision, peer_name, label in pairs:
+        for precision, peer_name, label in PEER_PAIRS:
             ours = counted.get(f"swiftformer_{variant.lower()}_{precision}", {})
             peer = counted.get(peer_name.format(variant.lower()), {})
             for cpu, run in ours.items():
@@ -480,12 +482,9 @@ def plot(out, results):
 
 def compare(models, times, threads, variants):
     """Our fp32 and int8 against each peer path of the same variant and precision."""
-    pairs = [("fp32", "litert_torch_{}_fp32", "litert-torch"),
-             ("int8", "litert_torch_{}_pt2e_int8", "litert-torch PT2E"),
-             ("int8", "aeq_{}_int8", "ai-edge-quantizer")]
     comparisons = []
     for variant in variants:
-        for precision, peer_name, label in pairs:
+        for precision, peer_name, label in PEER_PAIRS:
             ours = models.get(f"swiftformer_{variant.lower()}_{precision}")
             peer = models.get(peer_name.format(variant.lower()))
             if not (ours and peer):

@@ -14,28 +14,24 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running; run with `pytest -m slow`")
 
 
-# pytest-xdist (pytest.ini: -n 2 --dist loadgroup) hands out whole groups: each test file is
-# one, except the files that share the session-scoped golden exports, which go to one worker
-# together so the exports are converted once (their costly fixtures are session-scoped: a
-# worker may interleave the files, which rebuilt module-scoped ones). The longest groups go
-# first, so the two workers end at about the same time (measured on a 2-core machine).
-_SHARED_EXPORTS = ("test_tflite.py", "test_gpu.py", "test_npu.py")
-_LONGEST_FIRST = ("golden_xs_exports", "test_training.py", "test_distributed.py",
-                  "test_arm.py", "test_android_bench.py")
+# pytest-xdist (pytest.ini: -n 2 --dist loadfile) hands each test file to one worker, so
+# module-scoped fixtures are built once. The longest files go first, so the two workers end
+# at about the same time (CPU seconds per file measured on a 2-core machine). --dist
+# loadgroup would keep the three files that share the golden exports on one worker, but
+# pytest 9.2 derives a test's id from its structured form and ignores the group suffix
+# pytest-xdist 3.8 writes into it, so loadgroup quietly spread every file's tests over both
+# workers (each building the module fixtures again); with loadfile a worker that gets one of
+# them converts the session-scoped exports once.
+_LONGEST_FIRST = ("test_tflite.py", "test_training.py", "test_gpu.py", "test_npu.py",
+                  "test_distributed.py", "test_arm.py", "test_android_bench.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    def group(item):
-        return "golden_xs_exports" if item.path.name in _SHARED_EXPORTS else item.path.name
-
     def rank(item):
-        name = group(item)
+        name = item.path.name
         return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=rank)  # stable: the order within a group is kept
+    items.sort(key=rank)  # stable: the order within a file is kept
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +43,27 @@ def golden_dir():
 
 
 @pytest.fixture(scope="session")
-def golden_xs_exports(golden_dir, tmp_path_factory):
+def golden_xs_exports(golden_dir, tmp_path_factory, worker_id):
     """The golden SwiftFormer-XS exported at the golden files' second input size (160x192)
-    in fp32 and fp16, converted once for every test that needs them: {mode: path}, the
-    input (NHWC) and the official logits."""
-    import swiftformer_tf as sf
-    from swiftformer_tf.lite.converter import convert
-    model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
+    in fp32 and fp16, converted once per test run for every test that needs them (the
+    xdist workers share the folder: the first converts, another waits for it): {mode:
+    path}, the input (NHWC) and the official logits."""
+    from filelock import FileLock
     data = np.load(os.path.join(golden_dir, "swiftformer_xs_io.npz"))
-    folder = tmp_path_factory.mktemp("golden_xs_exports")
-    paths = {}
-    for mode in ("none", "fp16"):
-        paths[mode] = str(folder / f"swiftformer_xs_{mode}.tflite")
-        with open(paths[mode], "wb") as f:
-            f.write(convert(model, mode, input_size=(160, 192)).flatbuffer)
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # one run's workers' parent
+    folder = shared / "golden_xs_exports"
+    paths = {mode: str(folder / f"swiftformer_xs_{mode}.tflite") for mode in ("none", "fp16")}
+    with FileLock(str(shared / "golden_xs_exports.lock")):
+        if not (folder / "complete").exists():
+            import swiftformer_tf as sf
+            from swiftformer_tf.lite.converter import convert
+            model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
+            folder.mkdir(exist_ok=True)
+            for mode, path in paths.items():
+                with open(path, "wb") as f:
+                    f.write(convert(model, mode, input_size=(160, 192)).flatbuffer)
+            (folder / "complete").write_text("")
     return paths, nhwc(data["input_1"]), data["logits_eval_1"]
 
 
