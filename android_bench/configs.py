@@ -39,8 +39,7 @@ def parse_config(text: str) -> Config:
     if kind in ("npu", "nnapi") and arg == "":
         return Config(name, kind)
     if kind == "arm":
-        # The CPU names live with the emulator (stdlib only: no TensorFlow here).
-        from swiftformer_tf.lite.arm_emulator import CPUS
+        from swiftformer_tf.lite.arm_emulator import CPUS  # the emulated CPUs' names
         cpu, _, suffix = arg.partition(":")
         if cpu not in CPUS or suffix not in ("", "fp16"):
             raise ValueError(f"config {text!r}: expected arm:CPU or arm:CPU:fp16 with CPU one "

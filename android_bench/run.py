@@ -7,6 +7,10 @@ one after tflite/setup_software_gpu.py), with tables and plots.
     python android_bench/run.py --models out/*.tflite --configs cpu:1,cpu:4,gpu,gpu:fp16,nnapi \\
         --benchmark-binary android_aarch64_benchmark_model --out results/
     python android_bench/run.py --host --models out/*.tflite --out results-host/
+    python android_bench/run.py --host --models out/*.tflite --configs arm:cortex-a76,arm:i8mm
+
+arm:CPU rows run the phone's CPU kernels on an emulated ARM CPU (tflite/setup_arm_emulator.py):
+guest instructions and the answer against x86's, in their own table, never as latency.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ on held-out images and report size, ops, XNNPACK partitions, fidelity and host l
     python tflite/convert.py --variant L1 --weights imagenet --quantize int8
     python tflite/convert.py --weights SwiftFormer_XS_ckpt.pth --quantize int8
     python tflite/convert.py --weights imagenet --quantize int8 --npu qualcomm:SM8650
+    python tflite/convert.py --weights imagenet --quantize int8 --check-arm cortex-a76,i8mm
 """
 
 from __future__ import annotations

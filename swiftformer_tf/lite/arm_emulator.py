@@ -306,6 +306,9 @@ def setup(folder: Optional[str] = None, log=print) -> str:
     if os.uname().machine != "x86_64":
         raise ArmEmulatorError(f"only x86-64 hosts are supported (this machine: "
                                f"{os.uname().machine})")
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        raise ArmEmulatorError("no C compiler (gcc) to build the instruction-count plugin: "
+                               "apt-get install gcc")
     os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)
     # Build beside the target and rename at the end: a killed setup leaves no half folder.
     work = tempfile.mkdtemp(prefix=".arm_emulator-", dir=os.path.dirname(folder) or ".")
