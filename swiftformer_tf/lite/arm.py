@@ -257,15 +257,15 @@ def random_samples(model: str, count: int = 1, seed: int = 0) -> List[List[np.nd
 
 
 def compare_with_host(arm: Sequence[np.ndarray], host: Sequence[np.ndarray]) -> Dict[str, float]:
-    """Cosine (worst sample), max |diff| relative to the largest host value, top-1 agreement,
-    on the first output (dequantized when integer: both sides share its scale)."""
-    a = np.asarray(arm[0], np.float64).reshape(len(arm[0]), -1)
-    h = np.asarray(host[0], np.float64).reshape(len(host[0]), -1)
-    cosine = (a * h).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(h, axis=1),
-                                         1e-30)
-    return {"cosine_vs_host": float(cosine.min()),
-            "max_rel_diff_vs_host": float(np.abs(a - h).max() / max(np.abs(h).max(), 1e-30)),
-            "top1_agreement_vs_host": float((a.argmax(1) == h.argmax(1)).mean())}
+    """Cosine (worst sample), max |diff| relative to the largest host value and top-1
+    agreement of the first output (:func:`report.compare_logits`), on its raw values: an
+    integer output has the same scale on both sides."""
+    from swiftformer_tf.lite.report import compare_logits
+    agreement = compare_logits(np.reshape(host[0], (len(host[0]), -1)),
+                               np.reshape(arm[0], (len(arm[0]), -1)))
+    return {"cosine_vs_host": agreement["cosine_min"],
+            "max_rel_diff_vs_host": agreement["relative_max_diff"],
+            "top1_agreement_vs_host": agreement["top1_agreement"]}
 
 
 def run_on_arm(model: str, cpu, samples: Optional[Sequence[Sequence[np.ndarray]]] = None,
