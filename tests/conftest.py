@@ -67,6 +67,35 @@ def golden_xs_exports(golden_dir, tmp_path_factory, worker_id):
     return paths, nhwc(data["input_1"]), data["logits_eval_1"]
 
 
+@pytest.fixture(scope="session")
+def golden_xs_int8(golden_dir, tmp_path_factory, worker_id):
+    """The golden SwiftFormer-XS exported by ``tflite/convert.py --quantize int8`` at 64x64
+    (calibrated on 16 built-in photographs, 6 others checked), once per test run for every
+    test that reads it (test_tflite, test_npu, test_arm): (report, path). Where the ARM
+    emulator is set up the export also runs ``--check-arm cortex-a76`` (test_arm reads that
+    part of the report and fails or skips without the emulator)."""
+    from filelock import FileLock
+
+    from swiftformer_tf.lite import arm
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    folder = shared / "golden_xs_int8"
+    path, report = folder / "swiftformer_xs_int8.tflite", folder / "report.json"
+    with FileLock(str(shared / "golden_xs_int8.lock")):
+        if not (folder / "complete").exists():
+            folder.mkdir(exist_ok=True)
+            argv = ["--weights", os.path.join(golden_dir, "swiftformer_xs.pth"),
+                    "--quantize", "int8", "--input-size", "64", "--num-calibration", "16",
+                    "--num-check", "6", "--threads", "1", "--runs", "3", "--gpu-check", "off",
+                    "--output", str(path), "--report", str(report)]
+            if arm.is_ready():
+                argv += ["--check-arm", "cortex-a76"]
+            assert load_script("tflite/convert.py").main(argv) == 0
+            (folder / "complete").write_text("")
+    import json
+    return json.loads(report.read_text()), str(path)
+
+
 def relative_error(actual, expected):
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)

@@ -1,5 +1,5 @@
 """The phone's CPU kernels without a phone: LiteRT's aarch64 build under QEMU user mode
-(swiftformer_tf.lite.arm), on the golden XS at 64x64.
+(swiftformer_tf.lite.arm), on the golden XS (fp32 at 160x192, int8 at 64x64).
 
 `python tflite/setup_arm_emulator.py` sets the emulator up (CI runs it). Without it these
 tests skip, unless SWIFTFORMER_REQUIRE_ARM=1 (set by .ci/run) turns the skip into a failure.
@@ -15,9 +15,6 @@ from conftest import TOLERANCE, load_script
 
 from swiftformer_tf.lite import arm, arm_emulator
 
-SIZE = (64, 64)
-
-
 @pytest.fixture(scope="module")
 def emulator():
     if not arm.is_ready():
@@ -28,33 +25,22 @@ def emulator():
 
 
 @pytest.fixture(scope="module")
-def golden_xs_64(emulator, golden_dir, tmp_path_factory):
-    """The golden XS at 64x64: fp32, and int8 through tflite/convert.py --check-arm (calibrated
-    on 8 of the built-in photographs, 3 others checked on the emulated Cortex-A76)."""
-    import swiftformer_tf as sf
-    from swiftformer_tf.lite.converter import convert
-    folder = tmp_path_factory.mktemp("arm")
-    paths = {"none": str(folder / "swiftformer_xs_none.tflite"),
-             "int8": str(folder / "swiftformer_xs_int8.tflite"),
-             "report": str(folder / "int8_report.json")}
-    weights = os.path.join(golden_dir, "swiftformer_xs.pth")
-    with open(paths["none"], "wb") as f:
-        f.write(convert(sf.SwiftFormerXS(weights=weights), "none", SIZE).flatbuffer)
-    assert load_script("tflite/convert.py").main([
-        "--weights", weights, "--quantize", "int8", "--input-size", str(SIZE[0]),
-        "--num-calibration", "8", "--num-check", "3", "--runs", "2", "--gpu-check", "off",
-        "--check-arm", "cortex-a76", "--output", paths["int8"], "--report",
-        paths["report"]]) == 0
-    return paths
+def golden_xs(emulator, golden_xs_exports, golden_xs_int8):
+    """The suite's shared exports of the golden XS: fp32 at 160x192, and int8 at 64x64 made
+    by tflite/convert.py --check-arm cortex-a76 (16 built-in photographs calibrate it, 6
+    others are checked on the emulated Cortex-A76)."""
+    (paths, _, _), (report, int8) = golden_xs_exports, golden_xs_int8
+    assert "arm" in report, "the shared int8 export ran without --check-arm"
+    return {"none": paths["none"], "int8": int8, "report": report}
 
 
 @pytest.fixture(scope="module")
-def int8_on_cortex_a76(golden_xs_64):
-    return arm.run_on_arm(golden_xs_64["int8"], "cortex-a76", profile=True)
+def int8_on_cortex_a76(golden_xs):
+    return arm.run_on_arm(golden_xs["int8"], "cortex-a76", profile=True)
 
 
-def test_fp32_on_cortex_a76_is_x86s_answer(golden_xs_64):
-    run = arm.run_on_arm(golden_xs_64["none"], "cortex-a76")
+def test_fp32_on_cortex_a76_is_x86s_answer(golden_xs):
+    run = arm.run_on_arm(golden_xs["none"], "cortex-a76")
     assert run.status == "ok", run.reason
     assert run.vs_host["max_rel_diff_vs_host"] <= TOLERANCE, run.vs_host
     assert {"asimddp", "fphp"} <= set(run.cpu_features)
@@ -63,8 +49,8 @@ def test_fp32_on_cortex_a76_is_x86s_answer(golden_xs_64):
     assert run.instruction_mix["int8_dot"] == 0
 
 
-def test_int8_on_cortex_a76_and_i8mm_agree_with_x86(int8_on_cortex_a76, golden_xs_64):
-    i8mm = arm.run_on_arm(golden_xs_64["int8"], "i8mm", profile=True)
+def test_int8_on_cortex_a76_and_i8mm_agree_with_x86(int8_on_cortex_a76, golden_xs):
+    i8mm = arm.run_on_arm(golden_xs["int8"], "i8mm", profile=True)
     for run in (int8_on_cortex_a76, i8mm):
         assert run.status == "ok", run.reason
         assert run.vs_host["cosine_vs_host"] >= 0.999 and \
@@ -86,20 +72,20 @@ def test_int8_on_cortex_a76_and_i8mm_agree_with_x86(int8_on_cortex_a76, golden_x
         assert run.by_op_type()["GEMM (1x1 convs, linear layers)"] == sum(gemm.values())
 
 
-def test_instruction_counts_repeat(int8_on_cortex_a76, golden_xs_64):
-    again = arm.run_on_arm(golden_xs_64["int8"], "cortex-a76")
+def test_instruction_counts_repeat(int8_on_cortex_a76, golden_xs):
+    again = arm.run_on_arm(golden_xs["int8"], "cortex-a76")
     first, second = int8_on_cortex_a76.guest_instructions, again.guest_instructions
     assert first > 1e6 and abs(second - first) <= 1e-3 * first, (first, second)
 
 
-def test_bench_rows_fail_and_mismatch_with_reasons(golden_xs_64, tmp_path):
+def test_bench_rows_fail_and_mismatch_with_reasons(golden_xs, tmp_path):
     """android_bench/run.py --host with arm configs: counts and the answer against x86 in
     results.json; fp16 on a CPU without fp16 arithmetic fails with the reason and the matrix
     goes on; QEMU 7.2's wrong SME emulation gives a row marked mismatch; no latency is
     tabled or plotted for these rows."""
     bench = load_script("android_bench/run.py")
     out = tmp_path / "bench"
-    assert bench.main(["--host", "--models", golden_xs_64["int8"], "--configs",
+    assert bench.main(["--host", "--models", golden_xs["int8"], "--configs",
                        "arm:cortex-a53:fp16,arm:cortex-a76,arm:sme-qemu7", "--out",
                        str(out)]) == 0
     rows = {r["config"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
@@ -115,15 +101,15 @@ def test_bench_rows_fail_and_mismatch_with_reasons(golden_xs_64, tmp_path):
     assert not (out / "latency_per_config.png").exists()
 
 
-def test_convert_checks_on_arm(golden_xs_64):
+def test_convert_checks_on_arm(golden_xs):
     """convert.py --check-arm: the check images through the ARM kernels, against Keras and
     against x86 on the same file, in the report and its summary line."""
-    entry = json.loads(open(golden_xs_64["report"]).read())["arm"][0]
+    entry = golden_xs["report"]["arm"][0]
     assert entry["cpu"] == "cortex-a76" and entry["status"] == "ok", entry
-    assert entry["vs_keras"]["images"] == 3 and entry["vs_keras"]["cosine_min"] > 0.99
+    assert entry["vs_keras"]["images"] == 6 and entry["vs_keras"]["cosine_min"] > 0.99
     assert entry["vs_host"]["cosine_vs_host"] >= 0.999
     assert entry["guest_instructions"] > 1e6
-    assert entry["summary"].startswith("cortex-a76: 3 images, cosine mean ")
+    assert entry["summary"].startswith("cortex-a76: 6 images, cosine mean ")
 
 
 def test_bad_cpu_names_and_no_emulator_are_clear(tmp_path, monkeypatch, capsys):

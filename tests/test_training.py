@@ -248,13 +248,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-7, err_msg=x.path)
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    result = run_train("--variant", TINY, "--data", "synthetic:32", "--epochs", "1",
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
+    from conftest import load_script
+    train = load_script("training/train.py")
+    assert train.main(["--variant", TINY, "--data", "synthetic:32", "--epochs", "1",
                        "--batch-size", "8", "--image-size", "32", "--save-every", "1",
                        "--lr", "1e30", "--warmup-epochs", "0", "--clip-grad", "0",
-                       "--output", tmp_path)
-    assert result.returncode == 2
-    message = result.stderr.strip().splitlines()[-1]
+                       "--output", str(tmp_path)]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("train.py: error:")
     assert "loss became" in message and "Last good checkpoint" in message
     assert not (tmp_path / "model.keras").exists()
 
