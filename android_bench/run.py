@@ -22,6 +22,15 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from android_bench.configs import parse_configs  # noqa: E402
+from swiftformer_tf.io_utils import number  # noqa: E402
+
+
+def cpu_mask(text):
+    from android_bench.runner import CPU_MASK_RULE, checked_cpu_mask
+    try:
+        return checked_cpu_mask(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(CPU_MASK_RULE) from None
 
 
 def parse_args(argv=None):
@@ -42,14 +51,16 @@ def parse_args(argv=None):
     p.add_argument("--npu-libs", metavar="DIR",
                    help="folder of the NPU dispatch library and the vendor's runtime "
                         "libraries (.so) to push for npu rows (see README)")
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--runs", type=number(minimum=1, whole=True), default=50)
+    p.add_argument("--warmup", type=number(minimum=0, whole=True), default=5)
+    p.add_argument("--repeats", type=number(minimum=1, whole=True), default=1,
                    help="tool invocations per row; the table gives the median of their averages")
-    p.add_argument("--cpu-mask", help="taskset mask, e.g. f0 for the big cores")
-    p.add_argument("--cooldown", type=float, default=0.0, help="seconds to rest between runs")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is "
-                                                                "declared hung")
+    p.add_argument("--cpu-mask", type=cpu_mask,
+                   help="taskset mask in hex, e.g. f0 for the big cores")
+    p.add_argument("--cooldown", type=number(minimum=0), default=0.0,
+                   help="seconds to rest between runs")
+    p.add_argument("--timeout", type=number(above=0), default=600.0,
+                   help="seconds per run before it is declared hung")
     p.add_argument("--op-profiling", action="store_true",
                    help="per-op profile (--enable_op_profiling, or --use_profiler for LiteRT)")
     p.add_argument("--out", default="results")
@@ -62,12 +73,8 @@ def parse_args(argv=None):
     if not args.host and any(c.backend == "arm" for c in args.configs):
         p.error("arm:CPU configs run on this machine's ARM emulator: add --host (on a phone, "
                 "cpu:N runs its own ARM kernels)")
-    if args.runs < 1 or args.warmup < 0 or args.repeats < 1:
-        p.error("--runs and --repeats must be positive, --warmup not negative")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         p.error(f"--out {args.out}: is a file, not a folder")
-    if args.cooldown < 0 or args.timeout <= 0:
-        p.error("--cooldown must not be negative and --timeout must be positive")
     return args
 
 
@@ -94,7 +101,7 @@ def run(args):
             previous = load_results(args.out)
         except ValueError as err:
             raise ValueError(f"--resume: {err}") from None
-        if previous.get("device", {}).get("serial") == info.get("serial"):
+        if (previous.get("device") or {}).get("serial") == info.get("serial"):
             results["rows"] = previous["rows"]
         else:
             print(f"note: {args.out} holds results of another device; starting afresh")

@@ -31,6 +31,18 @@ def remote_path(local: str) -> str:
     return f"{REMOTE_DIR}/{safe}_{digest}{re.sub(r'[^A-Za-z0-9.]', '', ext)}"
 
 
+CPU_MASK_RULE = "expected a non-zero hexadecimal CPU mask such as f0"
+
+
+def checked_cpu_mask(text: str) -> str:
+    """A taskset CPU mask: hexadecimal digits only (with an optional 0x), never zero. It
+    reaches the device shell's command line, so nothing else may pass."""
+    if not isinstance(text, str) or not re.fullmatch(r"(0[xX])?[0-9a-fA-F]{1,16}", text) \
+            or int(text, 16) == 0:
+        raise ValueError(f"--cpu-mask {text!r:.40}: {CPU_MASK_RULE}")
+    return text
+
+
 def model_labels(models: List[str]) -> dict:
     """A row label per model: its file name, or as many trailing folders as it takes to
     tell models of the same file name apart."""
@@ -118,7 +130,8 @@ class DeviceRunner:
                  npu_libs: Optional[str] = None):
         self.adb, self.binary, self.runs, self.warmup = adb, binary, runs, warmup
         self.npu_libs = npu_libs
-        self.cpu_mask, self.op_profiling = cpu_mask, op_profiling
+        self.cpu_mask = checked_cpu_mask(cpu_mask) if cpu_mask else None
+        self.op_profiling = op_profiling
         self.timeout, self.cooldown, self.repeats, self.log = timeout, cooldown, repeats, log
         self.remote_binary = remote_path(binary)
         self.pushed = set()
@@ -279,6 +292,9 @@ class HostRunner:
             graph = summarize_graph(model)
         except (ValueError, RuntimeError, FileNotFoundError) as err:
             return _row(model, config, status="failed", reason=str(err)[:200], **self.info)
+        except MemoryError:
+            return _row(model, config, status="failed", reason="out of memory running this "
+                        "model (its inputs or activations are too large)", **self.info)
         warm, timed = times[:self.warmup], times[self.warmup:]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return _row(model, config, **self.info, tool="litert-interpreter", init_ms=init_ms,

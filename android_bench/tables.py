@@ -37,6 +37,8 @@ def load_results(folder) -> dict:
         raise ValueError(f"{path}: damaged ({err})") from None
     if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
         raise ValueError(f"{path}: not a results file (no list of rows)")
+    if not isinstance(results.get("device") or {}, dict):
+        raise ValueError(f"{path}: 'device' is not an object")
     for index, row in enumerate(results["rows"]):
         missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
         if not missing and row["status"] == "ok" and not is_emulated(row) and not isinstance(

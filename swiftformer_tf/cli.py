@@ -31,7 +31,7 @@ def _parser():
 
 
 def convert_checkpoint(args):
-    if args.output and not args.output.endswith(".keras"):
+    if args.output is not None and not args.output.endswith(".keras"):
         raise ValueError(f"{args.output}: the output must end in .keras")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from swiftformer_tf.io_utils import import_tensorflow_quietly
@@ -39,10 +39,10 @@ def convert_checkpoint(args):
     from swiftformer_tf import load
     from swiftformer_tf.checkpoints import pretrained
     from swiftformer_tf.io_utils import atomic_output, check_writable
-    if args.output:
+    if args.output is not None:
         check_writable(args.output)  # before a download
     source = pretrained.resolve(args.checkpoint, None if args.variant == "auto" else args.variant)
-    output = args.output or os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
+    output = args.output if args.output is not None else os.path.splitext(os.path.basename(source.rstrip("/")))[0] + ".keras"
     check_writable(output)
     model = load(source, variant=args.variant, format=args.format, attention=args.attention)
     report, config = model.load_report, model.config

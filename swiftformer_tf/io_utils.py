@@ -60,10 +60,31 @@ def run_command(prog, main, argv=None) -> int:
             raise
         print(f"{prog}: error: {one_line(err, limit=None)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as err:
+        # Out of memory (numpy's MemoryError, TensorFlow's ResourceExhaustedError) is an
+        # input too large for this machine, not a bug: one line saying what was too large.
+        if not _is_out_of_memory(err) or os.environ.get("SWIFTFORMER_TRACEBACK"):
+            raise
+        print(f"{prog}: error: out of memory: {_memory_detail(err)}; use a smaller input, "
+              f"batch or model", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if previous is not None:  # a tool called as a function (tests) leaves no handler
             import signal
             signal.signal(signal.SIGTERM, previous)
+
+
+def _is_out_of_memory(err) -> bool:
+    return isinstance(err, MemoryError) or type(err).__name__ == "ResourceExhaustedError"
+
+
+def _memory_detail(err) -> str:
+    """What was too large: TensorFlow names the tensor ("OOM when allocating tensor with
+    shape[...]"), numpy the array ("Unable to allocate 1.2 TiB for an array with shape ...")."""
+    text = getattr(err, "message", None) or str(err)
+    import re
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.strip())
+    return " ".join(text.splitlines()[0].split())[:300] if text else "no detail given"
 
 
 # The signal that unwound the program, if any. Libraries that call back into Python from C
@@ -107,8 +128,36 @@ def positive_int(text) -> int:
     return value
 
 
+def number(minimum=None, maximum=None, above=None, below=None, whole=False):
+    """An argparse type: a finite number (NaN and infinities refused, as "nan" and "inf"
+    parse as floats) within the bounds given, e.g. ``number(above=0)`` for a timeout,
+    ``number(minimum=0, below=1)`` for a fraction, ``number(minimum=1, whole=True)``."""
+    import argparse
+    import math
+
+    def parse(text):
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        for bound, fails, words in ((minimum, lambda b: value < b, "at least"),
+                                    (maximum, lambda b: value > b, "at most"),
+                                    (above, lambda b: value <= b, "above"),
+                                    (below, lambda b: value >= b, "below")):
+            if bound is not None and fails(bound):
+                raise argparse.ArgumentTypeError(f"must be {words} {bound:g}, got {text}")
+        return value
+    parse.__name__ = "whole number" if whole else "number"  # argparse's "invalid ... value"
+    return parse
+
+
 def check_writable(path) -> str:
     """Fails early, with the path in the message, if ``path`` cannot be created."""
+    if not os.fspath(path):
+        raise OutputError("the output path is empty")
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     if os.path.isdir(path):

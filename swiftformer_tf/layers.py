@@ -21,6 +21,7 @@ from keras import layers, ops
 
 from swiftformer_tf import kernels
 from swiftformer_tf.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from swiftformer_tf.variants import MAX_MLP_RATIO, MAX_WIDTH, finite_number
 
 PACKAGE = "swiftformer_tf"
 
@@ -31,6 +32,22 @@ BN_MOMENTUM = 0.9
 # function and lowers to ops that have integer kernels (no SQUARE, no DIV).
 L2_EPSILON = 1e-12
 ATTENTION_MODES = ("normalize", "legacy")
+
+
+def checked_size(name, value, limit=MAX_WIDTH) -> int:
+    """A layer's size from a (possibly untrusted, saved) configuration: a whole number
+    from 1 to ``limit``, checked before anything is allocated."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not float(value).is_integer() or not 1 <= value <= limit:
+        raise ValueError(f"{name} must be a whole number from 1 to {limit}, got {value!r:.80}")
+    return int(value)
+
+
+def checked_ratio(value) -> float:
+    value = finite_number("mlp_ratio", value)
+    if not 0 < value <= MAX_MLP_RATIO:
+        raise ValueError(f"mlp_ratio must be above 0 and at most {MAX_MLP_RATIO:g}, got {value!r}")
+    return value
 
 
 def _kernel_init():
@@ -105,7 +122,7 @@ class ConvNorm(layers.Layer):
 
     def __init__(self, filters, activation=None, export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = int(filters)
+        self.filters = checked_size("filters", filters)
         self.activation = activation
         self.export_form = _export_form(export_form)
         self.proj = layers.Conv2D(self.filters, 3, strides=2, padding="valid",
@@ -144,8 +161,8 @@ class ConvEncoder(layers.Layer):
                  export_form=None, **kwargs):
         super().__init__(**kwargs)
         self.export_form = _export_form(export_form)
-        self.dim = int(dim)
-        self.mlp_ratio = float(mlp_ratio)
+        self.dim = checked_size("dim", dim)
+        self.mlp_ratio = checked_ratio(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
         self.dwconv = layers.DepthwiseConv2D(3, padding="same",
@@ -192,7 +209,8 @@ class Mlp(layers.Layer):
 
     def __init__(self, dim, hidden_dim, export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.dim, self.hidden_dim = int(dim), int(hidden_dim)
+        self.dim = checked_size("dim", dim)
+        self.hidden_dim = checked_size("hidden_dim", hidden_dim, int(MAX_WIDTH * MAX_MLP_RATIO))
         self.export_form = _export_form(export_form)
         self.norm1 = None if self.export_form is not None else _batch_norm("norm1")
         self.fc1 = _conv1x1(self.hidden_dim, "fc1")
@@ -232,7 +250,7 @@ class EfficientAdditiveAttention(layers.Layer):
         super().__init__(**kwargs)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
-        self.dim = int(dim)
+        self.dim = checked_size("dim", dim)
         self.attention = attention
         self.export_form = _export_form(export_form)
         self.to_query = _conv1x1(self.dim, "to_query")
@@ -301,8 +319,8 @@ class SwiftFormerEncoder(layers.Layer):
     def __init__(self, dim, mlp_ratio=4.0, layer_scale_init=1e-5, drop_path_rate=0.0,
                  attention="normalize", export_form=None, **kwargs):
         super().__init__(**kwargs)
-        self.dim = int(dim)
-        self.mlp_ratio = float(mlp_ratio)
+        self.dim = checked_size("dim", dim)
+        self.mlp_ratio = checked_ratio(mlp_ratio)
         self.layer_scale_init = float(layer_scale_init)
         self.drop_path_rate = float(drop_path_rate)
         self.attention = attention

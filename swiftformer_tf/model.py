@@ -24,8 +24,10 @@ from swiftformer_tf.layers import (
     _export_form,
     _export_form_config,
     _kernel_init,
+    checked_ratio,
+    checked_size,
 )
-from swiftformer_tf.variants import get_config
+from swiftformer_tf.variants import MAX_DEPTH, check_cost, get_config, parameter_count
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ class Stage(layers.Layer):
                  drop_path_rates=None, attention="normalize", export_form=None, **kwargs):
         super().__init__(**kwargs)
         self.export_form = form = _export_form(export_form)
-        self.dim, self.depth = int(dim), int(depth)
-        self.mlp_ratio, self.layer_scale_init = float(mlp_ratio), float(layer_scale_init)
+        self.dim, self.depth = checked_size("dim", dim), checked_size("depth", depth, MAX_DEPTH)
+        self.mlp_ratio, self.layer_scale_init = checked_ratio(mlp_ratio), float(layer_scale_init)
         self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
         self.attention = attention
         self.downsample = (ConvNorm(self.dim, export_form=form, name="downsample")
@@ -132,6 +134,10 @@ class SwiftFormer(keras.Model):
         num_classes = 1000 if num_classes is None else int(num_classes)
         _check_options(input_shape, pooling, attention, include_top, features_only, num_classes,
                        drop_path_rate)
+        # what building would allocate, bounded before anything is built (.keras configs
+        # and checkpoints are untrusted)
+        check_cost(config, num_classes if include_top and not features_only else 0,
+                   distillation, input_shape)
         super().__init__(name=name or f"swiftformer_{config.name.lower()}", **kwargs)
         self.config = config
         self.include_top = bool(include_top) and not features_only
@@ -306,8 +312,29 @@ class SwiftFormer(keras.Model):
                 "export_form": _export_form_config(self.export_form), "name": self.name,
                 "trainable": self.trainable}
 
+    # The options get_config writes, and the older names from_config still reads.
+    CONFIG_KEYS = frozenset({
+        "variant", "include_top", "num_classes", "input_shape", "pooling", "distillation",
+        "drop_path_rate", "attention", "features_only", "include_preprocessing", "export_form",
+        "name", "trainable", "fused", "gelu_form", "norm_references"})
+
+    @classmethod
+    def check_config(cls, config):
+        """A saved configuration holds options only: never ``weights`` (a saved model must
+        not load other files or download), nor anything else unknown."""
+        if not isinstance(config, dict):
+            raise ValueError(f"a SwiftFormer configuration is a dict, not {type(config).__name__}")
+        if "weights" in config:
+            raise ValueError("the configuration sets 'weights': a saved model's configuration "
+                             "cannot load other files or download weights")
+        unknown = sorted(set(config) - cls.CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"unknown SwiftFormer option(s) in the configuration: "
+                             f"{', '.join(map(repr, unknown))[:200]}")
+
     @classmethod
     def from_config(cls, config):
+        cls.check_config(config)
         config = dict(config)
         config["input_shape"] = tuple(config.get("input_shape", (None, None, 3)))
         # Files saved before the export form was one object: the trainable model's defaults.
@@ -356,14 +383,7 @@ def load(source, *, variant=None, format="auto", **overrides) -> SwiftFormer:
 
 
 def _load_keras(path, variant, overrides):
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as err:  # Keras raises many types for a damaged or foreign file
-        raise CheckpointError(f"{path}: not a loadable .keras file ({one_line(err)})") from None
-    if not isinstance(model, SwiftFormer):
-        raise CheckpointError(f"{path}: holds {type(model).__name__}, not a SwiftFormer")
+    model = read_keras_file(path)
     if variant not in (None, "auto") and get_config(variant).to_dict() != model.config.to_dict():
         raise CheckpointError(f"{path}: is SwiftFormer-{model.config.name}, not the variant "
                               f"asked for ({get_config(variant).name})")
@@ -387,18 +407,95 @@ def _load_keras(path, variant, overrides):
     return SwiftFormer.from_checkpoint(checkpoint, **{**kept, **overrides})
 
 
+# A .keras file is a zip: its members' declared sizes are checked before any is read (a
+# deflate bomb of a config.json inflates to gigabytes), and its configuration before Keras
+# builds anything from it.
+KERAS_CONFIG_LIMIT = 4 * 2 ** 20  # config.json and metadata.json; a SwiftFormer's is ~2 KB
+_H5_OVERHEAD = 4096  # bytes per variable of model.weights.h5 beyond its data (~1.4 K measured)
+
+
+def read_keras_file(path, any_model=False) -> SwiftFormer:
+    """The SwiftFormer of a ``.keras`` file, read safely: the one reader of ``.keras`` files
+    (``load``, ``weights=``, a teacher). Raises ``CheckpointError`` naming the file.
+    ``any_model``: another Keras model is accepted too (a distillation teacher), with the
+    same archive checks and Keras' safe mode."""
+    import json
+    import zipfile
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            if "config.json" not in members:
+                raise CheckpointError(f"{path}: not a .keras file (no config.json inside)")
+            for name in ("config.json", "metadata.json"):
+                if name in members and members[name].file_size > KERAS_CONFIG_LIMIT:
+                    raise CheckpointError(
+                        f"{path}: its {name} inflates to {members[name].file_size:,} bytes "
+                        f"(at most {KERAS_CONFIG_LIMIT:,}); not a SwiftFormer's")
+            # the declared size bounds the read: zipfile stops there (and checks the CRC)
+            config = json.loads(archive.read("config.json"))
+            if any_model and isinstance(config, dict) and config.get("class_name") != "SwiftFormer":
+                config = None  # another architecture: Keras' safe mode is the check
+            else:
+                config = _swiftformer_config(path, config)
+            weights = members.get("model.weights.h5")
+            if weights is not None and config is not None:
+                model_config = get_config(config.get("variant", "XS"))
+                parameters = parameter_count(model_config, int(config.get("num_classes", 1000)),
+                                             bool(config.get("distillation", True)))
+                # float32 weights, room for an optimizer's two slots, HDF5's own records
+                limit = 3 * 4 * parameters + _H5_OVERHEAD * (64 * sum(model_config.depths) + 64)
+                if weights.file_size > limit:
+                    raise CheckpointError(
+                        f"{path}: its model.weights.h5 inflates to {weights.file_size:,} bytes, "
+                        f"more than the {parameters:,} parameters its config.json declares "
+                        f"take (at most {limit:,})")
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise CheckpointError(f"{path}: not a loadable .keras file ({one_line(err)})") from None
+    except (ValueError, TypeError, RecursionError) as err:  # JSON, or fields of wrong types
+        raise CheckpointError(f"{path}: its config.json is not a SwiftFormer's "
+                              f"({one_line(err) if not isinstance(err, RecursionError) else 'nested too deeply'})") from None
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a damaged or foreign file
+        raise CheckpointError(f"{path}: not a loadable .keras file ({one_line(err)})") from None
+    if not isinstance(model, SwiftFormer) and not any_model:
+        raise CheckpointError(f"{path}: holds {type(model).__name__}, not a SwiftFormer")
+    return model
+
+
+def _swiftformer_config(path, config) -> dict:
+    """The SwiftFormer options of a .keras file's config.json, checked against the cost
+    bounds before Keras builds anything."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise CheckpointError(f"{path}: its config.json is not a Keras model's")
+    if config.get("class_name") != "SwiftFormer" or \
+            config.get("registered_name", f"{PACKAGE}>SwiftFormer") != f"{PACKAGE}>SwiftFormer":
+        raise CheckpointError(f"{path}: holds {str(config.get('class_name'))[:80]}, not a "
+                              f"SwiftFormer")
+    options = config["config"]
+    SwiftFormer.check_config(options)
+    include_top = bool(options.get("include_top", True)) and not options.get("features_only")
+    check_cost(get_config(options.get("variant", "XS")),
+               int(options.get("num_classes", 1000)) if include_top else 0,
+               bool(options.get("distillation", True)), options.get("input_shape"))
+    return options
+
+
 def _as_config_value(value):
     return list(value) if isinstance(value, tuple) else value
 
 
 
 def _load_keras_file_weights(model, path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    source = keras.models.load_model(path, compile=False)
-    if not isinstance(source, SwiftFormer) or source.config.to_dict() != model.config.to_dict():
-        raise ValueError(f"{path}: holds {getattr(source, 'name', type(source).__name__)}, "
-                         f"not a SwiftFormer-{model.config.name} model")
+    source = read_keras_file(path)
+    if source.config.to_dict() != model.config.to_dict():
+        raise CheckpointError(f"{path}: holds SwiftFormer-{source.config.name}, not a "
+                              f"SwiftFormer-{model.config.name} model")
     model.set_weights(source.get_weights())
 
 

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from swiftformer_tf.io_utils import positive_int  # noqa: E402
+from swiftformer_tf.io_utils import number, positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,11 +27,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     p.add_argument("--runs", type=positive_int, default=50,
                    help="timed runs per model and thread count")
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--warmup", type=number(minimum=0, whole=True), default=5)
     p.add_argument("--csv", help="also write the table as CSV")
     args = p.parse_args(argv)
-    if args.warmup < 0:
-        p.error("--warmup must not be negative")
     return args
 
 

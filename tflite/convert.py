@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from swiftformer_tf.io_utils import positive_int  # noqa: E402
+from swiftformer_tf.io_utils import number, positive_int  # noqa: E402
 from swiftformer_tf.lite import npu  # noqa: E402
 from swiftformer_tf.lite.converter import QUANTIZE_MODES  # noqa: E402
 from swiftformer_tf.variants import VARIANTS  # noqa: E402
@@ -62,7 +62,7 @@ def parse_args(argv=None):
                         "(default: the converted model; for a QAT model, its float form), "
                         "e.g. the float model a QAT model was fine-tuned from")
     p.add_argument("--debug-csv", help="write the QuantizationDebugger per-layer errors (CSV)")
-    p.add_argument("--selective", type=float, metavar="COSINE",
+    p.add_argument("--selective", type=number(above=0, maximum=1), metavar="COSINE",
                    help="keep the worst layers in float until the logit cosine on the "
                         "check images reaches COSINE (int8 / int16x8)")
     p.add_argument("--gpu-check", choices=["auto", "on", "off"], default="auto",

@@ -22,6 +22,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from swiftformer_tf.io_utils import number  # noqa: E402
+
 # The data and crops of the float model's run (benchmark_synthetic.RECIPE); QAT's own
 # defaults otherwise (1 epoch, lr 5e-5, distilled from the float model's logits).
 QAT_RECIPE = ["--qat", "--variant", "XS", "--data", "synthetic:6000", "--batch-size", "64",
@@ -44,7 +46,7 @@ def main(argv=None):
     p.add_argument("--model", default="runs/synthetic_xs/model.keras",
                    help="the float model of training/benchmark_synthetic.py")
     p.add_argument("--output", default="runs/synthetic_xs_qat")
-    p.add_argument("--runs", type=int, default=300, help="timed runs per int8 model")
+    p.add_argument("--runs", type=number(minimum=1, whole=True), default=300, help="timed runs per int8 model")
     args = p.parse_args(argv)
     if not os.path.isfile(args.model):
         print(f"benchmark_qat.py: error: {args.model}: no such model; train it first with "
@@ -113,9 +115,9 @@ def runtime_floor(model_path, paths, size=None, count=None):
     """How far two correct int8 runtimes of one model disagree: each int8 model on XNNPACK
     and on TFLite's built-in kernels (same file, same 1,000 check images as the report).
     An agreement target with the float model tighter than this is within run-time noise."""
-    import keras
     import numpy as np
 
+    from swiftformer_tf import load
     from swiftformer_tf.imagenet import normalize
     from swiftformer_tf.lite.calibration import ImageSource
     from swiftformer_tf.lite.report import compare_logits
@@ -123,7 +125,7 @@ def runtime_floor(model_path, paths, size=None, count=None):
     size = size or int(CHECK[CHECK.index("--input-size") + 1])
     count = count or int(CHECK[CHECK.index("--num-check") + 1])
     images = np.stack([normalize(x) for x in ImageSource("synthetic", (size, size)).check(count)])
-    float_model = keras.models.load_model(model_path)
+    float_model = load(model_path)
     float_logits = np.concatenate([np.asarray(float_model(images[i:i + 100]))
                                    for i in range(0, len(images), 100)])
     floor = {}

@@ -27,7 +27,8 @@ if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's 
 
 from swiftformer_tf.training.cluster import STRATEGIES  # noqa: E402
 from swiftformer_tf.training.recipe import Recipe, qat_recipe, recipe_for  # noqa: E402
-from swiftformer_tf.variants import VARIANTS, get_config  # noqa: E402
+from swiftformer_tf.io_utils import number  # noqa: E402
+from swiftformer_tf.variants import MAX_CLASSES, VARIANTS, get_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,13 +40,13 @@ def parse_args(argv=None):
                    help="tfds:NAME[:SPLIT], folder:DIR (class subfolders, or train/ and val/) "
                         "or synthetic[:COUNT] (shapes and textures generated in code)")
     p.add_argument("--data-dir", help="TFDS data dir")
-    p.add_argument("--val-split", type=float, default=0.1,
+    p.add_argument("--val-split", type=number(minimum=0, below=1), default=0.1,
                    help="validation fraction for a folder without train/ and val/")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES,
                    help="auto: all local GPUs (mirrored) or one device; multiworker: one "
                         "process per machine, the cluster in TF_CONFIG (--batch-size is per "
                         "replica); tpu: a TPU VM or pod")
-    p.add_argument("--cluster-timeout", type=float, default=300.0,
+    p.add_argument("--cluster-timeout", type=number(above=0), default=300.0,
                    help="seconds to wait for every TF_CONFIG worker to join (multiworker)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "mixed_bfloat16", "mixed_float16"])
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
@@ -60,20 +61,24 @@ def parse_args(argv=None):
                    help="quantization-aware fine-tuning of the --init model's int8 export "
                         "form, distilled from the --init model's logits; its own defaults: 1 "
                         "epoch at lr 5e-5, no warm-up, AGC or mixing (flags still override)")
-    p.add_argument("--qat-calibration", type=int, default=256, metavar="N",
+    p.add_argument("--qat-calibration", type=number(minimum=1, whole=True), default=256,
+                   metavar="N",
                    help="training images (eval transform) that calibrate the QAT ranges")
-    p.add_argument("--num-classes", type=int, help="default: the dataset's")
+    p.add_argument("--num-classes", type=number(minimum=1, maximum=MAX_CLASSES, whole=True),
+                   help="default: the dataset's")
     p.add_argument("--output", default="runs/swiftformer")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="start over in an --output that holds another run (deletes its files)")
-    p.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=number(minimum=0, whole=True), default=500,
+                   help="checkpoint every N steps (0: none between the epochs' ends)")
+    p.add_argument("--seed", type=number(minimum=0, whole=True), default=0)
     p.add_argument("--no-augment", action="store_true", help="eval transform only (debugging)")
     p.add_argument("--sync-bn", action="store_true",
                    help="BatchNorm statistics over all replicas (official: per replica)")
     p.add_argument("--deterministic", action="store_true", help="deterministic TF ops")
-    p.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    p.add_argument("--max-steps", type=number(minimum=1, whole=True),
+                   help="stop after this many steps in total")
     p.add_argument("--bad-images", choices=["stop", "skip"], default="stop",
                    help="an image file of a folder dataset that cannot be decoded: stop naming "
                         "it (default), or check every file first and leave such files out "
@@ -85,8 +90,9 @@ def parse_args(argv=None):
             p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
                            metavar="true|false", help="(official default per variant)")
         else:
-            kind = int if isinstance(getattr(defaults, field.name), int) else float
-            p.add_argument(flag, type=kind, default=None, help="(official default per variant)")
+            whole = isinstance(getattr(defaults, field.name), int)
+            p.add_argument(flag, type=number(whole=whole), default=None,
+                           help="(official default per variant)")
     args = p.parse_args(argv)
     if args.variant.strip().startswith("{"):
         try:
@@ -105,15 +111,11 @@ def parse_args(argv=None):
                 "checkpoint)")
     if args.qat and args.teacher != "none":
         p.error("--qat distils from the --init model; leave --teacher out")
-    if args.qat_calibration < 1:
-        p.error("--qat-calibration must be positive")
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
                  if getattr(args, f.name) is not None}
     args.recipe = dataclasses.replace(recipe, **overrides)
     if args.recipe.epochs < 1 or args.recipe.batch_size < 1 or args.recipe.image_size < 16:
         p.error("--epochs and --batch-size must be positive, --image-size at least 16")
-    if args.cluster_timeout <= 0:
-        p.error("--cluster-timeout must be positive")
     return args
 
 
@@ -135,11 +137,16 @@ def build_teacher(args, num_classes):
         return make
     if not os.path.isfile(args.teacher):
         raise ValueError(f"{args.teacher}: teacher model not found")
+    from swiftformer_tf.model import read_keras_file
 
     def load():
-        teacher = keras.models.load_model(args.teacher, compile=False)
+        try:
+            teacher = read_keras_file(args.teacher, any_model=True)
+        except ValueError as err:
+            raise ValueError(f"--teacher {err}") from None
         teacher.trainable = False
         return teacher
+    load()  # once now: a file that cannot be a teacher stops the run before its folder exists
     return load
 
 

@@ -17,7 +17,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from swiftformer_tf.checkpoints.torch_pickle import CheckpointError, load_torch_file
-from swiftformer_tf.variants import SwiftFormerConfig, find_variant, get_config
+from swiftformer_tf.variants import (MAX_DEPTH, MAX_WIDTH, SwiftFormerConfig, check_cost,
+                                     find_variant, get_config)
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,13 @@ def read_state_dict(path) -> Tuple[Dict[str, np.ndarray], Optional[str]]:
     return tensors, wrapper
 
 
-def _hf_config_next_to(path) -> Optional[dict]:
+def _config_path(path) -> str:
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    config_path = os.path.join(folder, "config.json")
+    return os.path.join(folder, "config.json")
+
+
+def _hf_config_next_to(path) -> Optional[dict]:
+    config_path = _config_path(path)
     if not os.path.isfile(config_path):
         return None
     try:
@@ -101,6 +106,8 @@ def _hf_config_next_to(path) -> Optional[dict]:
             config = json.load(f)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{config_path}: unreadable ({err})") from None
+    except RecursionError:
+        raise CheckpointError(f"{config_path}: unreadable (JSON nested too deeply)") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path}: not a JSON object ({type(config).__name__})")
     if config.get("model_type", "swiftformer") != "swiftformer":
@@ -153,11 +160,6 @@ RENAMES: Dict[str, Callable[[str], str]] = {
     "official": lambda key: key, "timm": _from_timm, "hf": _from_hf}
 
 
-# The plausible range of a SwiftFormer (the largest official variant: 12 blocks, width 512).
-# A file is untrusted: the sizes it declares are bounded before anything is built.
-MAX_DEPTH, MAX_WIDTH = 64, 2048
-
-
 HEAD_KEYS = ("head.weight", "head.bias", "dist_head.weight", "dist_head.bias")
 
 
@@ -193,18 +195,30 @@ def detect_config(tensors: Dict[str, np.ndarray]) -> Tuple[SwiftFormerConfig, Op
         depths.append(depth)
         widths.append(width)
         hidden.append(int(fc1.shape[0]))
+    # One MLP ratio for the whole model (as the official code): every stage's hidden width
+    # must be the one it gives, so a single stage cannot declare a huge ratio for all.
     mlp_ratio = hidden[3] / widths[3]
+    for stage, (width, width_hidden) in enumerate(zip(widths, hidden)):
+        if width_hidden != int(width * mlp_ratio):
+            raise CheckpointError(
+                f"stage {stage + 1}'s MLP is {width_hidden} wide for width {width}, not the "
+                f"{int(width * mlp_ratio)} that stage 4's ratio ({hidden[3]}/{widths[3]}) gives")
     name = find_variant(depths, widths)
-    if name is not None and mlp_ratio == 4.0:
-        config = get_config(name)
-    else:
-        config = SwiftFormerConfig(depths=tuple(depths), widths=tuple(widths),
-                                   mlp_ratio=mlp_ratio, name="custom")
-    head = tensors.get("head.weight")
-    if head is not None and head.ndim != 2:
-        raise CheckpointError(f"'head.weight' has shape {tuple(head.shape)}, expected "
-                              f"(classes, {widths[3]})")
-    return config, _class_count(tensors), "dist_head.weight" in tensors
+    try:
+        if name is not None and mlp_ratio == 4.0:
+            config = get_config(name)
+        else:
+            config = SwiftFormerConfig(depths=tuple(depths), widths=tuple(widths),
+                                       mlp_ratio=mlp_ratio, name="custom")
+        head = tensors.get("head.weight")
+        if head is not None and head.ndim != 2:
+            raise CheckpointError(f"'head.weight' has shape {tuple(head.shape)}, expected "
+                                  f"(classes, {widths[3]})")
+        num_classes, distillation = _class_count(tensors), "dist_head.weight" in tensors
+        check_cost(config, num_classes or 0, distillation)
+    except ValueError as err:  # out of the plausible range
+        raise CheckpointError(str(err)) from None
+    return config, num_classes, distillation
 
 
 def _class_count(tensors) -> Optional[int]:
@@ -265,11 +279,20 @@ def _check_hf_config(path, config, num_classes):
     if hf is None:
         return
     depths, widths = hf.get("depths"), hf.get("embed_dims")
+    for key, value in (("depths", depths), ("embed_dims", widths)):
+        if value is not None and not (isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            raise CheckpointError(f"{_config_path(path)}: '{key}' must be a list of whole "
+                                  f"numbers, got {json.dumps(value)[:80]}")
+    labels = hf.get("id2label")
+    if labels is not None and not isinstance(labels, dict):
+        raise CheckpointError(f"{_config_path(path)}: 'id2label' must be an object, got "
+                              f"{json.dumps(labels)[:80]}")
     if depths and widths and (tuple(depths), tuple(widths)) != (config.depths, config.widths):
         raise CheckpointError(f"{path}: config.json (depths {depths}, embed_dims {widths}) does "
                               f"not match the weights ({list(config.depths)}, {list(config.widths)})")
     expected = dict(HF_FUNCTION_FIELDS, mlp_ratio=config.mlp_ratio)
-    differing = [f"{key}={hf[key]!r} (this port: {value!r})" for key, value in expected.items()
+    differing = [f"{key}={hf[key]!r:.60} (this port: {value!r})" for key, value in expected.items()
                  if key in hf and not _same_value(hf[key], value)]
     if differing:
         raise CheckpointError(f"{path}: config.json sets {', '.join(differing)}: the weights "

@@ -118,6 +118,11 @@ def fetch(weights: str, variant: Optional[str] = None) -> str:
     """The local path of verified pretrained weights, downloading them if needed."""
     spec = pretrained_file(weights, variant)
     user_folder = os.environ.get("SWIFTFORMER_WEIGHTS_DIR")
+    if user_folder and not os.path.isdir(user_folder):
+        what = "a file" if os.path.exists(user_folder) else "not found"
+        raise WeightsUnavailableError(
+            f"SWIFTFORMER_WEIGHTS_DIR={user_folder}: {what}, not a folder (it names the folder "
+            f"that holds {spec.cache_name}); fix it or unset it")
     if user_folder and os.path.isfile(os.path.join(user_folder, spec.cache_name)):
         path = os.path.join(user_folder, spec.cache_name)
         problem = _check(spec, path)

@@ -169,8 +169,10 @@ def load_torch_file(path) -> object:
         try:
             data = _read_stored(archive, pickles[0], path)
             return _RestrictedUnpickler(data, archive, prefix, path, byteorder).load()
-        except CheckpointError:
-            raise
+        except CheckpointError as err:
+            if str(err).startswith(f"{path}: "):
+                raise
+            raise CheckpointError(f"{path}: {err}") from None  # name the file
         except (MemoryError, OverflowError):  # e.g. a BINBYTES8 declaring 2**50 bytes
             raise CheckpointError(f"{path}: damaged checkpoint (its pickle declares more data "
                                   f"than the file holds)") from None

@@ -16,6 +16,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from swiftformer_tf.image_files import header_problem
 from swiftformer_tf.imagenet import IMAGE_EXTENSIONS, eval_transform
 from swiftformer_tf.io_utils import CommandError
 
@@ -60,6 +61,9 @@ def _views(image):
 
 def _open(path):
     from PIL import Image, UnidentifiedImageError
+    problem = header_problem(path)  # the training pipeline's rule (swiftformer_tf.image_files)
+    if problem:
+        raise CalibrationError(f"{path}: image too large to decode ({problem})")
     try:
         image = Image.open(path)
         image.load()

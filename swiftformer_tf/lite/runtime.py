@@ -44,15 +44,44 @@ def load_interpreter(model, num_threads=1, use_xnnpack=True):
         resolver = _resolver_without_delegates(cls)
         if resolver is not None:
             kwargs["experimental_op_resolver_type"] = resolver
+    name = "model bytes" if "model_content" in kwargs else kwargs["model_path"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tf.lite's deprecation notice
         try:
             interpreter = cls(**kwargs)
+            _check_input_sizes(name, interpreter)  # before any tensor is allocated
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            name = "model bytes" if "model_content" in kwargs else kwargs["model_path"]
+            if isinstance(err, InputTooLarge):
+                raise
             raise ValueError(f"{name}: cannot be loaded by the TFLite interpreter ({err})") from None
+        except MemoryError:
+            raise InputTooLarge(f"{name}: out of memory allocating its tensors (inputs "
+                                f"{_input_shapes(interpreter)})") from None
     return interpreter
+
+
+# A file declares its input size; tensors are allocated from it. An image model's input is
+# far below this (SwiftFormer at 1024x1024: 3.1 M values); its activations are larger still.
+MAX_INPUT_VALUES = 3 * 4096 * 4096
+
+
+class InputTooLarge(ValueError):
+    """A model whose declared inputs (and so its activations) are too large to allocate."""
+
+
+def _input_shapes(interpreter) -> str:
+    return ", ".join(str([int(n) for n in d["shape"]]) for d in interpreter.get_input_details())
+
+
+def _check_input_sizes(name, interpreter):
+    for detail in interpreter.get_input_details():
+        values = int(np.prod([max(int(n), 1) for n in detail["shape"]], dtype=np.float64))
+        if values > MAX_INPUT_VALUES:
+            raise InputTooLarge(
+                f"{name}: its input {detail['name']!r} declares shape "
+                f"{[int(n) for n in detail['shape']]} ({values:,} values; at most "
+                f"{MAX_INPUT_VALUES:,} are allocated)")
 
 
 def _resolver_without_delegates(cls):

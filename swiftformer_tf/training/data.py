@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from swiftformer_tf.image_files import header_problem
 from swiftformer_tf.imagenet import TF_IMAGE_EXTENSIONS
 from swiftformer_tf.io_utils import CommandError
 from swiftformer_tf.training import augment
@@ -105,7 +106,18 @@ def _list_folder(folder) -> Tuple[List[str], List[int], List[str]]:
     return paths, labels, classes
 
 
+def _checked_path(path):
+    """The path, once its header passed swiftformer_tf.image_files' size rule (in the
+    pipeline, before the file is decoded)."""
+    name = path.item() if isinstance(path, np.ndarray) else path  # 0-d array when eager
+    problem = header_problem(name.decode() if isinstance(name, bytes) else str(name))
+    if problem:
+        raise ValueError(problem)
+    return path
+
+
 def _decode(path, label):
+    path = tf.ensure_shape(tf.numpy_function(_checked_path, [path], tf.string), ())
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return image, label
 
@@ -134,6 +146,9 @@ class UnreadableImages(DataError):
 
 
 def _decode_error(path) -> Optional[str]:
+    problem = header_problem(path)
+    if problem:
+        return problem
     try:
         _decode(path, 0)
     except tf.errors.OpError as err:
@@ -184,7 +199,7 @@ def naming_unreadable(*splits, progress=None):
     try:
         yield
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
-            tf.errors.PermissionDeniedError, tf.errors.DataLossError):
+            tf.errors.PermissionDeniedError, tf.errors.DataLossError, tf.errors.UnknownError):
         paths = [p for split in splits if split is not None and split.paths for p in split.paths]
         bad = find_unreadable(paths, progress) if paths else []
         if not bad:
