@@ -8,6 +8,9 @@ PLOTS = ["matplotlib>=3.7"]
 # Intel OpenVINO's NPU compiler plugin: the one AOT target that compiles on any x86-64 host
 # (CPU graph backend); the phone vendors' SDK packages are installed by hand (README).
 NPU = ["ai-edge-litert-sdk-intel==2.3.0"]
+# MediaPipe's metadata writer (tflite/convert.py --metadata) and its ImageClassifier, the
+# client the tests read the metadata with
+METADATA = ["mediapipe==1.2.3"]
 TEST = ["pytest>=8", "pytest-xdist>=3.5", "filelock>=3.12", "torch==2.13.0", "transformers>=4.41"]
 
 setup(
@@ -26,8 +29,9 @@ setup(
         "train": TRAIN,
         "plots": PLOTS,
         "npu": NPU,
-        "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS + NPU)),
-        "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST + NPU)),
+        "metadata": METADATA,
+        "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS + NPU + METADATA)),
+        "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST + NPU + METADATA)),
     },
     entry_points={"console_scripts": ["swiftformer-convert=swiftformer_tf.cli:main"]},
     license="Apache-2.0",

@@ -109,6 +109,9 @@ class SwiftFormer(keras.Model):
             checkpoints, "normalize" otherwise.
         features_only: return the 4 stage outputs (strides 4, 8, 16, 32) instead.
         include_preprocessing: accept 0-255 RGB and apply the ImageNet mean/std in-graph.
+        class_names: the name of each output class (a model trained on a folder or a TFDS
+            dataset keeps its classes' names; a TFLite export with metadata writes them
+            as its labels). None when unknown.
         export_form: None for the trainable model. An ``ExportForm``
             (:mod:`swiftformer_tf.lite.export_form`) builds the reparameterized inference
             form that :func:`swiftformer_tf.lite.reparameterize.reparameterize` fills (BatchNorms before
@@ -120,7 +123,8 @@ class SwiftFormer(keras.Model):
     def __init__(self, variant="XS", *, weights=None, include_top=True, num_classes=None,
                  input_shape=(None, None, 3), pooling=None, distillation=True,
                  drop_path_rate=0.0, attention=None, features_only=False,
-                 include_preprocessing=False, export_form=None, name=None, **kwargs):
+                 include_preprocessing=False, export_form=None, class_names=None, name=None,
+                 **kwargs):
         config = get_config(variant)
         checkpoint = _read_weights(weights, config)
         if checkpoint is not None:
@@ -149,6 +153,7 @@ class SwiftFormer(keras.Model):
         self.attention = attention
         self.features_only = bool(features_only)
         self.include_preprocessing = bool(include_preprocessing)
+        self.class_names = check_class_names(class_names, num_classes, self.include_top)
         self.export_form = form = _export_form(export_form)
         self.quantizer = None  # the fake quantization of a QAT form (swiftformer_tf.lite.qat)
 
@@ -309,6 +314,7 @@ class SwiftFormer(keras.Model):
                 "drop_path_rate": self.drop_path_rate, "attention": self.attention,
                 "features_only": self.features_only,
                 "include_preprocessing": self.include_preprocessing,
+                "class_names": self.class_names,
                 "export_form": _export_form_config(self.export_form), "name": self.name,
                 "trainable": self.trainable}
 
@@ -316,6 +322,7 @@ class SwiftFormer(keras.Model):
     CONFIG_KEYS = frozenset({
         "variant", "include_top", "num_classes", "input_shape", "pooling", "distillation",
         "drop_path_rate", "attention", "features_only", "include_preprocessing", "export_form",
+        "class_names",
         "name", "trainable", "fused", "gelu_form", "norm_references"})
 
     @classmethod
@@ -404,6 +411,9 @@ def _load_keras(path, variant, overrides):
     kept = {k: config[k] for k in ("input_shape", "pooling", "drop_path_rate", "attention",
                                    "features_only", "include_preprocessing")}
     kept["input_shape"] = tuple(kept["input_shape"])
+    if "num_classes" not in changed and overrides.get("include_top", True) \
+            and not overrides.get("features_only"):
+        kept["class_names"] = config.get("class_names")  # the same classes, the same names
     return SwiftFormer.from_checkpoint(checkpoint, **{**kept, **overrides})
 
 
@@ -497,6 +507,27 @@ def _load_keras_file_weights(model, path):
         raise CheckpointError(f"{path}: holds SwiftFormer-{source.config.name}, not a "
                               f"SwiftFormer-{model.config.name} model")
     model.set_weights(source.get_weights())
+
+
+MAX_CLASS_NAME = 200  # characters
+
+
+def check_class_names(class_names, num_classes, include_top):
+    if class_names is None:
+        return None
+    if not include_top:
+        raise ValueError("class_names apply only with include_top=True")
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, (list, tuple)):
+        raise ValueError(f"class_names must be a list of strings, got {class_names!r:.80}")
+    names = list(class_names)
+    if len(names) != num_classes:
+        raise ValueError(f"class_names has {len(names)} names for {num_classes} classes")
+    bad = [n for n in names if not isinstance(n, str) or not n or len(n) > MAX_CLASS_NAME
+           or "\n" in n or "\r" in n]
+    if bad:
+        raise ValueError(f"class name {bad[0]!r:.60} must be a non-empty line of at most "
+                         f"{MAX_CLASS_NAME} characters")
+    return names
 
 
 def _check_options(input_shape, pooling, attention, include_top, features_only, num_classes,

@@ -1,7 +1,7 @@
 """Helper for test_training: a few training steps on one and on two logical CPU devices
 (MirroredStrategy), all in one process (one TensorFlow start-up instead of four).
 
-    python tests/distributed_run.py OUTPUT.npz [frozen|sync ...]
+    python tests/distributed_run.py OUTPUT.npz [frozen|sync|kernel ...]
 
 Runs, each saved as ``{run}/{index}`` for the model's weights then the EMA's:
 - ``one``, ``two_sync``: the recipe's learning rate, BatchNorm over the global batch
@@ -11,9 +11,9 @@ Runs, each saved as ``{run}/{index}`` for the model's weights then the EMA's:
   here in float64 from the same three global batches (its input, the first conv's output,
   does not depend on how BatchNorm normalises).
 For the two-replica runs ``{run}/spread`` holds, per moving statistic, the largest
-difference between the replicas' copies of it. ``bn/*``: one BatchNorm update by
-``kernels.batch_norm_train`` on two replicas whose halves of the batch differ, against
-NumPy's mean and unbiased variance of the whole batch.
+difference between the replicas' copies of it. ``bn/*`` (always; ``kernel`` alone runs
+nothing else): one BatchNorm update by ``kernels.batch_norm_train`` on two replicas whose
+halves of the batch differ, against NumPy's mean and unbiased variance of the whole batch.
 """
 
 import os

@@ -26,10 +26,23 @@ def _distributed_runs(tmp_path, which):
         return [runs[k] for k in sorted((k for k in runs.files if k.startswith(run + "/")
                                          and k.split("/")[1].isdigit()),
                                         key=lambda k: int(k.split("/")[1]))]
-    names = list(runs["names"])
+    names = list(runs["names"]) if "names" in runs.files else []
     return runs, weights, names, [i for i, name in enumerate(names) if "moving_" in name]
 
 
+def test_batchnorm_update_on_two_replicas_pools_the_global_batch(tmp_path):
+    """The kernel the trainer's per-replica BatchNorm uses (kernels.batch_norm_train), on
+    two replicas whose halves of the batch differ in mean and spread: both replicas' moving
+    statistics are those of the whole batch (NumPy's mean and unbiased variance)."""
+    runs, _, _, _ = _distributed_runs(tmp_path, "kernel")
+    for name in ("mean", "variance"):
+        copies, expected = runs[f"bn/{name}"], runs[f"bn/expected_{name}"]
+        assert copies.shape == (2, 4) and np.array_equal(copies[0], copies[1])
+        np.testing.assert_allclose(copies[0], expected, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow  # 1.5-4 min (tracing a mirrored train step); default:
+# test_batchnorm_update_on_two_replicas_pools_the_global_batch (the kernel it relies on)
 def test_two_replicas_keep_the_global_batch_statistics(tmp_path):
     """MirroredStrategy over two logical CPU devices, per-replica BatchNorm (the default),
     learning rate 0 (tests/distributed_run.py): both replicas hold the same moving

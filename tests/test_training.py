@@ -141,6 +141,8 @@ def test_an_unreadable_image_is_named_and_left_out_on_request(tmp_path, capsys):
     assert train.main(run + ["--bad-images", "skip", "--output", str(tmp_path / "skip")]) == 0
     assert "leaving out 1 unreadable image(s) of " in capsys.readouterr().err
     assert (tmp_path / "skip" / "model.keras").exists()
+    # the trained model keeps its classes' names (a TFLite export with --metadata writes them)
+    assert sf.load(tmp_path / "skip" / "model.keras").class_names == ["cat", "dog"]
 
 
 @pytest.mark.slow  # 100 s (five runs); default: test_an_unreadable_image_is_named_and_left_out_on_request (train.py --output)

@@ -47,6 +47,12 @@ def parse_args(argv=None):
                    help="keep H and W dynamic (batch stays 1); slower with XNNPACK")
     p.add_argument("--include-preprocessing", action="store_true",
                    help="the model takes 0-255 RGB and normalises in-graph")
+    p.add_argument("--metadata", action="store_true",
+                   help="image classifier metadata for apps (MediaPipe ImageClassifier, TFLite "
+                        "Task Library): name, version, author, licence, input 0-255 RGB, "
+                        "probabilities out (softmax in the graph) and a labels file (the "
+                        "model's class names, ImageNet's for --weights imagenet); implies "
+                        "--include-preprocessing (needs pip install mediapipe)")
     p.add_argument("--calibration", default="builtin",
                    help="DIR, tfds:NAME[:SPLIT], builtin (default: real photographs "
                         "shipped by scikit-image and matplotlib) or synthetic (the training "
@@ -93,6 +99,13 @@ def parse_args(argv=None):
         p.error("--selective measures fidelity on the check images; drop --no-check")
     if args.reference and args.no_check:
         p.error("--reference is what the check compares against; drop --no-check")
+    if args.metadata:
+        if args.int8_io:
+            p.error("--metadata describes a float (0-255) input; drop --int8-io")
+        if args.dynamic_size:
+            p.error("--metadata needs a fixed --input-size (apps resize to it); drop "
+                    "--dynamic-size")
+        args.include_preprocessing = True  # MediaPipe takes one mean and std for all channels
     if args.check_arm:
         from swiftformer_tf.lite.arm import parse_cpus
         if args.no_check:
@@ -121,6 +134,7 @@ def convert_and_report(args):
         return 0
     from swiftformer_tf.io_utils import import_tensorflow_quietly
     import_tensorflow_quietly()
+    import keras
     import numpy as np
     from tqdm import tqdm
 
@@ -139,6 +153,9 @@ def convert_and_report(args):
         from swiftformer_tf.lite import arm
         if not arm.is_ready():
             raise CommandError(f"--check-arm: no ARM emulator set up ({arm.SETUP_HINT})")
+    if args.metadata:
+        from swiftformer_tf.lite.metadata import _writer
+        _writer()  # no writer installed: fail before any work
     model, weights = load_model(args)
     output = args.output or f"swiftformer_{model.config.name.lower()}_{args.quantize}.tflite"
     check_writable(output)
@@ -166,11 +183,15 @@ def convert_and_report(args):
     elif qat.is_qat_model(model):
         reference_name = "the float form of the QAT model"
 
-    def keras_reference(x):
+    def keras_logits(x):
         if qat.is_qat_model(reference_model):
             with reference_model.quantizer.using("off"):
                 return reference_model(x, training=False)
         return reference_model(x, training=False)
+
+    def keras_reference(x):  # what the exported graph outputs: probabilities with --metadata
+        logits = keras_logits(x)
+        return keras.ops.softmax(logits, axis=-1) if args.metadata else logits
 
     def cosine_of(flatbuffer):
         return fidelity(keras_reference, TFLiteRunner(flatbuffer), check_images)["cosine_mean"]
@@ -180,25 +201,49 @@ def convert_and_report(args):
     result = convert(model, args.quantize, args.input_size, args.dynamic_size, args.int8_io,
                      calibration, debug_csv=args.debug_csv, selective_target=args.selective,
                      fidelity_fn=cosine_of,
-                     progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"))
-    write_file(output, result.flatbuffer)
+                     progress=lambda xs: tqdm(xs, desc="quantizing", unit="img"),
+                     softmax=args.metadata)
+    flatbuffer, metadata = result.flatbuffer, None
+    if args.metadata:
+        from swiftformer_tf.lite import metadata as md
+        labels, labels_source, warning = md.labels_for(model, weights)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        flatbuffer = md.add_classifier_metadata(
+            flatbuffer, labels, md.model_info(model, weights, len(labels)))
+        metadata = {"labels": labels_source, "classes": len(labels),
+                    "bytes_added": len(flatbuffer) - len(result.flatbuffer),
+                    "input": "RGB 0-255, normalised inside the graph (mean 0 / std 1 in the "
+                             "metadata: MediaPipe takes one value for all channels)",
+                    "output": "probabilities (softmax in the graph)"}
+    write_file(output, flatbuffer)
 
     report = {"output": output, "variant": model.config.name, "weights": weights,
               "quantize": args.quantize, "int8_io": args.int8_io,
               "input_size": list(args.input_size), "dynamic_size": args.dynamic_size,
               "include_preprocessing": args.include_preprocessing,
-              "size_bytes": len(result.flatbuffer), "runtime": interpreter_class()[1],
-              "graph": summarize_graph(result.flatbuffer).to_dict(),
+              "size_bytes": len(flatbuffer), "runtime": interpreter_class()[1],
+              "graph": summarize_graph(flatbuffer).to_dict(),
               "approximations": result.approximations, "kept_float": result.kept_float,
               "norm_references": result.norm_references,
               "calibration": source.description if calibration else None}
+    if metadata is not None:
+        report["metadata"] = metadata
     if not args.no_check:
         report["fidelity"] = dict(
-            fidelity(keras_reference, TFLiteRunner(result.flatbuffer),
+            fidelity(keras_reference, TFLiteRunner(flatbuffer),
                      tqdm(check_images, desc="fidelity check", unit="img"), labels=check_labels),
             reference=reference_name)
-        report["latency"] = [dict(measure_latency(result.flatbuffer, t, args.runs).to_dict(),
+        report["latency"] = [dict(measure_latency(flatbuffer, t, args.runs).to_dict(),
                                   threads=t) for t in args.threads]
+    if metadata is not None and not args.no_check:
+        from swiftformer_tf.lite.metadata import mediapipe_agreement
+        pixels = [np.clip(np.round(x), 0, 255).astype(np.uint8) for x in check_images]
+        runner = TFLiteRunner(flatbuffer)
+        ours = [runner(x[None].astype(np.float32)) for x in pixels]
+        agreement = mediapipe_agreement(output, pixels, ours)
+        if agreement is not None:
+            metadata["mediapipe"] = agreement
     if args.check_arm:
         from swiftformer_tf.lite.arm import fidelity_on_arm, format_fidelity
         reference = np.stack([np.asarray(keras_reference(np.asarray(x, np.float32)[None]))

@@ -150,6 +150,18 @@ def build_teacher(args, num_classes):
     return load
 
 
+def _class_names(split, num_classes):
+    """The dataset's class names for the model to keep (its .keras file then knows its labels,
+    and a TFLite export with --metadata writes them), or None where they do not fit."""
+    from swiftformer_tf.model import check_class_names
+    try:
+        return check_class_names(list(split.class_names), num_classes, True)
+    except ValueError as err:
+        print(f"warning: the model will not keep the dataset's class names ({err})",
+              file=sys.stderr)
+        return None
+
+
 RUN_IDENTITY = ("variant", "data", "num_classes", "recipe", "seed", "qat")
 
 
@@ -219,7 +231,8 @@ def train(args):
     teacher_fn = build_teacher(args, num_classes)
     model_options = dict(num_classes=num_classes, drop_path_rate=recipe.drop_path,
                          distillation=teacher_fn is not None or args.teacher == "none",
-                         input_shape=(recipe.image_size, recipe.image_size, 3))
+                         input_shape=(recipe.image_size, recipe.image_size, 3),
+                         class_names=_class_names(train, num_classes))
     # --init: read and checked (strictly, by name) now, so a bad file fails before any
     # training; the replicated model takes its weights in model_fn.
     init = load(args.init, variant=args.variant, **model_options) if args.init else None

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from typing import Callable, Iterable, List, Optional
 
+import keras
 import numpy as np
 
 from swiftformer_tf.io_utils import CommandError
@@ -116,8 +117,12 @@ def _run_converter(convert):
 
 def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, int8_io=False,
             calibration: Optional[Iterable[np.ndarray]] = None, debug_csv=None,
-            selective_target=None, fidelity_fn=None, progress=None) -> ConversionResult:
+            selective_target=None, fidelity_fn=None, progress=None,
+            softmax=False) -> ConversionResult:
     """Converts ``model`` (a SwiftFormer) to a TFLite flatbuffer.
+
+    ``softmax``: the graph ends with a softmax, so it outputs probabilities (what image
+    classifier metadata declares, :mod:`.metadata`).
 
     ``calibration``: model-input images (H, W, 3) for int8 / int16x8. ``debug_csv`` writes
     the QuantizationDebugger's per-layer statistics; ``selective_target`` (a cosine
@@ -133,6 +138,7 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
     if needs_data and not samples:
         raise ValueError(f"--quantize {quantize} needs calibration images")
     graph, references = export_graph(model, quantize, samples)
+    exported = _WithSoftmax(graph) if softmax else graph
     h, w = input_size
     shape = (1, None, None, 3) if dynamic_size else (1, h, w, 3)
 
@@ -143,7 +149,7 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
     workdir = tempfile.mkdtemp(prefix="swiftformer_tflite_")
     try:
         with qat.export_mode(graph, quantize):  # the SavedModel is traced in this mode
-            converter = configure(saved_model_converter(graph, shape, workdir), quantize,
+            converter = configure(saved_model_converter(exported, shape, workdir), quantize,
                                   representative, int8_io)
         kept = []
         if needs_data and (debug_csv or selective_target):
@@ -163,6 +169,18 @@ def convert(model, quantize="none", input_size=(224, 224), dynamic_size=False, i
     return ConversionResult(flatbuffer=flatbuffer, quantize=quantize,
                             approximations=approximations,
                             norm_references=references, kept_float=kept)
+
+
+class _WithSoftmax(keras.Model):
+    """The export graph followed by a softmax over the classes."""
+
+    def __init__(self, graph):
+        super().__init__(name=f"{graph.name}_softmax")
+        self.graph = graph
+        self.built = graph.built  # no variables of its own
+
+    def call(self, x, training=False):
+        return keras.ops.softmax(self.graph(x, training=False), axis=-1)
 
 
 def _has_integer_activations(flatbuffer) -> bool:

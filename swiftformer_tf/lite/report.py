@@ -80,6 +80,17 @@ def format_summary(report: dict) -> str:
             lines.append(f"accuracy:       {check['labelled_images']} labelled images: top-1 "
                          f"{100 * check['reference_top1']:.1f}% reference, "
                          f"{100 * check['candidate_top1']:.1f}% this model")
+    metadata = report.get("metadata")
+    if metadata:
+        lines.append(f"metadata:       image classifier, {metadata['classes']} labels "
+                     f"({metadata['labels']}), +{metadata['bytes_added'] / 1e3:.1f} KB; input "
+                     f"RGB 0-255 normalised in the graph, output probabilities")
+        if metadata.get("mediapipe"):
+            agreement = metadata["mediapipe"]
+            lines.append(f"MediaPipe:      ImageClassifier top-1 agreement "
+                         f"{100 * agreement['top1_agreement']:.1f}% with the interpreter on "
+                         f"{agreement['images']} check images (scores within "
+                         f"{agreement['max_score_diff']:.1e})")
     for entry in report.get("arm", []):
         lines.append(f"ARM (emulated): {entry['summary']}")
     if report.get("gpu"):
