@@ -22,8 +22,9 @@ def pytest_configure(config):
 # pytest-xdist 3.8 writes into it, so loadgroup quietly spread every file's tests over both
 # workers (each building the module fixtures again); with loadfile a worker that gets one of
 # them converts the session-scoped exports once.
-_LONGEST_FIRST = ("test_tflite.py", "test_training.py", "test_gpu.py", "test_npu.py",
-                  "test_distributed.py", "test_arm.py", "test_android_bench.py")
+_LONGEST_FIRST = ("test_tflite.py", "test_training.py", "test_android_bench.py",
+                  "test_metadata.py", "test_gpu.py", "test_npu.py", "test_arm.py",
+                  "test_convert.py", "test_model.py", "test_hostile_files.py")
 
 
 def pytest_collection_modifyitems(config, items):
