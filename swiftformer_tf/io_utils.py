@@ -115,17 +115,6 @@ def cleanup_on_sigterm():
     return signal.signal(signal.SIGTERM, unwind)
 
 
-def positive_int(text) -> int:
-    """An argparse type: an integer of at least 1 (0 runs or threads would write a report
-    of nothing, after the work)."""
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def number(minimum=None, maximum=None, above=None, below=None, whole=False):
@@ -152,6 +141,10 @@ def number(minimum=None, maximum=None, above=None, below=None, whole=False):
         return value
     parse.__name__ = "whole number" if whole else "number"  # argparse's "invalid ... value"
     return parse
+
+
+# An integer of at least 1 (0 runs or threads would write a report of nothing, after the work).
+positive_int = number(minimum=1, whole=True)
 
 
 def check_writable(path) -> str:

@@ -466,9 +466,12 @@ def read_keras_file(path, any_model=False) -> SwiftFormer:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
         raise CheckpointError(f"{path}: not a loadable .keras file ({one_line(err)})") from None
-    except (ValueError, TypeError, RecursionError) as err:  # JSON, or fields of wrong types
+    except RecursionError:
+        raise CheckpointError(f"{path}: its config.json is not a SwiftFormer's (nested too "
+                              f"deeply)") from None
+    except (ValueError, TypeError) as err:  # JSON, or fields of wrong types
         raise CheckpointError(f"{path}: its config.json is not a SwiftFormer's "
-                              f"({one_line(err) if not isinstance(err, RecursionError) else 'nested too deeply'})") from None
+                              f"({one_line(err)})") from None
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a damaged or foreign file
