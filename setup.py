@@ -21,7 +21,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["swiftformer_tf", "swiftformer_tf.*"]),
-    package_data={"swiftformer_tf": ["data/*.tsv", "lite/*.c"]},
+    package_data={"swiftformer_tf": ["data/*.tsv", "cli/*.c"]},
     install_requires=["tensorflow>=2.16,<2.22", "keras>=3.13", "numpy>=1.26",
                       "safetensors>=0.4"],
     extras_require={
@@ -33,6 +33,22 @@ setup(
         "test": sorted(set(TEST + TFLITE + TRAIN + PLOTS + NPU + METADATA)),
         "all": sorted(set(TFLITE + TRAIN + PLOTS + TEST + NPU + METADATA)),
     },
-    entry_points={"console_scripts": ["swiftformer-convert=swiftformer_tf.cli:main"]},
+    # one console script per tool; the scripts under tflite/, training/ and android_bench/
+    # are shims that call the same main
+    entry_points={"console_scripts": [
+        f"swiftformer-{name}=swiftformer_tf.cli.{module}:main" for name, module in (
+            ("import", "import_checkpoint"),   # a PyTorch checkpoint to a .keras file
+            ("export", "export"),              # Keras to TFLite, checked and reported
+            ("benchmark", "benchmark"),        # host latency of .tflite files
+            ("compile-npu", "compile_npu"),    # ahead-of-time NPU compilation
+            ("train", "train"),
+            ("evaluate", "evaluate"),
+            ("benchmark-synthetic", "benchmark_synthetic"),
+            ("benchmark-qat", "benchmark_qat"),
+            ("android-bench", "android_bench"),
+            ("android-report", "android_report"),
+            ("setup-gpu", "setup_software_gpu"),
+            ("setup-arm", "setup_arm_emulator"),
+        )]},
     license="Apache-2.0",
 )

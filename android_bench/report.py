@@ -1,32 +1,14 @@
 #!/usr/bin/env python3
-"""Rebuild results.csv, results.md and the PNG plots from a results folder.
-
-    python android_bench/report.py results/
-"""
+"""A shim kept at this documented path: ``swiftformer-android-report``
+(swiftformer_tf/cli/android_report.py)."""
 
 import os
 import sys
 
+# a checkout used without `pip install -e .` still finds the package
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def report(argv):
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
-    from android_bench.tables import load_results, make_plots, save_results
-    results = load_results(argv[0])
-    save_results(argv[0], results)
-    plots = make_plots(argv[0], results)
-    print(open(os.path.join(argv[0], "results.md")).read())
-    print("plots: " + (", ".join(plots) or "none (no successful rows)"))
-    return 0
-
-
-def main(argv=None):
-    from swiftformer_tf.io_utils import run_command
-    return run_command("report.py", report, sys.argv[1:] if argv is None else argv)
-
+from swiftformer_tf.cli.android_report import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

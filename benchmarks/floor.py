@@ -20,7 +20,7 @@ MODEL_SHAPES = 4  # the largest distinct (M, K, N) of the models' graphs that ar
 
 
 def _graph_ops(path):
-    from swiftformer_tf.lite.runtime import load_interpreter
+    from swiftformer_tf.runtime.interpreter import load_interpreter
     interpreter = load_interpreter(path, use_xnnpack=False)
     # Python ints: numpy's int32 products overflow past 2**31 MACs (L3 came out negative)
     shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
@@ -94,8 +94,8 @@ def xnnpack_rate(shape, mode, runs=20) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from swiftformer_tf.lite.converter import configure
-    from swiftformer_tf.lite.runtime import measure_latency
+    from swiftformer_tf.export.converter import configure
+    from swiftformer_tf.runtime.interpreter import measure_latency
     m, k, n = shape
     weights = tf.constant(np.random.default_rng(0).normal(size=(k, n)).astype(np.float32) * 0.03)
     fn = tf.function(lambda x: tf.matmul(x, weights), input_signature=[tf.TensorSpec((m, k), tf.float32)])

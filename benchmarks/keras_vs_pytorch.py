@@ -17,9 +17,6 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
 def parse_args(argv=None):
@@ -81,13 +78,13 @@ def main(argv=None):
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
     import torch
     torch.set_num_threads(args.threads)
 
     import swiftformer_tf as sf
+    from swiftformer_tf.training.data import Split
     from swiftformer_tf.training.recipe import Recipe
-    from swiftformer_tf.training.trainer import adaptive_clip, _no_decay
+    from swiftformer_tf.training.trainer import RunOptions, Trainer
     from torch_reference import official_swiftformer
 
     keras_model = sf.SwiftFormer(args.variant, num_classes=1000)
@@ -126,27 +123,16 @@ def main(argv=None):
         labels = rng.integers(0, 1000, args.batch)
         targets = np.full((args.batch, 1000), recipe.smoothing / 1000, np.float32)
         targets[np.arange(args.batch), labels] += 1 - recipe.smoothing
-        optimizer = keras.optimizers.AdamW(recipe.lr, weight_decay=recipe.weight_decay,
-                                           epsilon=recipe.opt_eps)
-        optimizer.exclude_from_weight_decay(
-            var_list=[v for v in keras_model.trainable_variables if _no_decay(v)])
-        optimizer.build(keras_model.trainable_variables)
-        ema = [tf.Variable(tf.convert_to_tensor(w), trainable=False) for w in keras_model.weights]
+        # the trainer's own step (loss of both heads, AGC, AdamW, EMA) on this batch
+        import tempfile
+        split = Split(make=lambda: None, size=args.batch, class_names=[""] * 1000)
 
         def make_step(jit):
-            @tf.function(jit_compile=jit)
-            def step(x, y):
-                with tf.GradientTape() as tape:
-                    head, dist = keras_model(x, training=True)
-                    loss = tf.reduce_mean(0.5 * keras.losses.categorical_crossentropy(y, head, from_logits=True)
-                                          + 0.5 * keras.losses.categorical_crossentropy(y, dist, from_logits=True))
-                grads = tape.gradient(loss, keras_model.trainable_variables)
-                grads = adaptive_clip(grads, keras_model.trainable_variables, recipe.clip_grad)
-                optimizer.apply(grads, keras_model.trainable_variables)
-                for a, w in zip(ema, keras_model.weights):
-                    a.assign(recipe.ema_decay * a + (1 - recipe.ema_decay) * tf.convert_to_tensor(w))
-                return loss
-            return step
+            run = RunOptions(output=tempfile.mkdtemp(prefix="keras_vs_pytorch_"), epochs=1,
+                             batch_size=args.batch, image_size=args.size, jit=jit)
+            trainer = Trainer(lambda: keras_model, recipe, split, None, run, None,
+                              tf.distribute.get_strategy())
+            return lambda x, y: trainer.train_step(x, y, labels)
 
         keras_step = make_step(False)
         torch_model.train()

@@ -23,8 +23,6 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 # what benchmarks/run.py installs into .venv-peer (torch pinned: a plain "torch" pulls a
 # multi-GB CUDA build)
 PEER_REQUIREMENTS = ("torch==2.13.0", "litert-torch==0.10.0", "ai-edge-quantizer==0.10.0",

@@ -14,13 +14,12 @@ import subprocess
 import sys
 from typing import Callable, List, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from litert_torch_peer import PEER_REQUIREMENTS
 
-from litert_torch_peer import PEER_REQUIREMENTS  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 COMPLETE_MARK = ".swiftformer-peer-complete"
-PEER_SCRIPT = os.path.join(ROOT, "benchmarks", "litert_torch_peer.py")
+PEER_SCRIPT = os.path.join(HERE, "litert_torch_peer.py")
 
 
 def environment_of(python: str) -> str:

@@ -13,7 +13,7 @@
 4. Keras against PyTorch eager (benchmarks/keras_vs_pytorch.py), 2-thread scaling.
 5. The phone's CPU kernels: guest instructions of one inference of ours and the peers' fp32
    and int8 files (XS and S) on emulated ARM CPUs (LiteRT's aarch64 build under QEMU,
-   tflite/setup_arm_emulator.py): deterministic counts, the comparison to cite where the
+   swiftformer-setup-arm): deterministic counts, the comparison to cite where the
    timings above are within the noise; never a latency.
 
     python benchmarks/run.py [--variants XS,S,L1,L3] [--threads 1,2] [--quick] [--no-peer]
@@ -38,12 +38,16 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+# Run by path (python benchmarks/run.py): the sibling scripts import by their own names,
+# the package as installed.
+import floor
+import noise
+import peers
+from zoo_models import KECAM_MODELS
 
-from benchmarks import floor, noise, peers  # noqa: E402
-from benchmarks.zoo_models import KECAM_MODELS  # noqa: E402
-from swiftformer_tf.variants import VARIANTS  # noqa: E402
+from swiftformer_tf.variants import VARIANTS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 MODES = ("none", "fp16", "dynamic", "int8")
 # the paths to the same network: (colour, line style, legend prefix)
@@ -69,7 +73,7 @@ def parse_args(argv=None):
                                             "quick 20)")
     p.add_argument("--num-calibration", type=int, help="int8 calibration images (default 128)")
     p.add_argument("--input-size", type=int, default=224, help="SwiftFormer input size")
-    p.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-peer", "bin", "python"),
+    p.add_argument("--peer-python", default=os.path.join(os.path.dirname(HERE), ".venv-peer", "bin", "python"),
                    help="python of the peer environment (built there if missing)")
     p.add_argument("--no-peer", action="store_true",
                    help="leave out the litert-torch and ai-edge-quantizer paths")
@@ -90,7 +94,7 @@ def parse_args(argv=None):
     args.runs = args.runs or (20 if args.quick else 50)
     args.num_calibration = args.num_calibration or (32 if args.quick else 128)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    from swiftformer_tf.lite.arm import parse_cpus
+    from swiftformer_tf.runtime.arm import parse_cpus
     try:
         args.arm_cpus = parse_cpus(args.arm_cpus)
     except ValueError as err:
@@ -110,7 +114,7 @@ def log(message):
 def build_swiftformer(args, folder, calibration):
     """Our four exports of each variant; returns (rows, {variant: Keras model})."""
     import swiftformer_tf as sf
-    from swiftformer_tf.lite.converter import convert
+    from swiftformer_tf.export.converter import convert
     size = (args.input_size, args.input_size)
     models, keras_models = {}, {}
     for variant in args.variants:
@@ -146,7 +150,7 @@ def build_zoo(args, folder, notes):
     if "zoo" in args.skip:
         notes.append("MobileNetV2 / EfficientFormer / MobileViT-v2: skipped (--skip zoo)")
         return models
-    script = os.path.join(ROOT, "benchmarks", "zoo_models.py")
+    script = os.path.join(HERE, "zoo_models.py")
     runs = [("mobilenet_v2", [sys.executable, script, "mobilenet_v2", "--out", folder, "--int8",
                               "--calibration", str(args.num_calibration)], {})]
     if "kecam" in args.skip:
@@ -181,8 +185,8 @@ def graph_facts(models, check_images):
     the held-out photographs: mean and worst image."""
     import numpy as np
 
-    from swiftformer_tf.lite.report import compare_logits
-    from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
+    from swiftformer_tf.export.report import compare_logits
+    from swiftformer_tf.runtime.interpreter import TFLiteRunner, summarize_graph
     references = {}
     for name, row in models.items():
         summary = summarize_graph(row["path"])
@@ -211,14 +215,14 @@ def arm_instructions(args, models, image, notes):
     """Guest instructions of exactly one inference of each fp32 and int8 file of the
     counted variants, every path, on each emulated CPU, on the same photograph; with the
     answer against the x86 interpreter's. {name: {cpu: ArmRun.to_dict()}}."""
-    from swiftformer_tf.lite import arm
+    from swiftformer_tf.runtime import arm
     if "arm" in args.skip:
         notes.append("phone CPU kernels (emulated ARM): skipped (--skip arm)")
         return {}
     if not arm.is_ready():
         notes.append(f"phone CPU kernels (emulated ARM): no emulator here ({arm.SETUP_HINT})")
         return {}
-    from swiftformer_tf.lite.runtime import _quantize, load_interpreter
+    from swiftformer_tf.runtime.interpreter import _quantize, load_interpreter
     counted = {}
     for name, row in models.items():
         if row["variant"] not in args.arm_variants or row["mode"] not in ("none", "int8") \
@@ -505,7 +509,7 @@ def keras_against_pytorch(args, notes):
         return None
     log("Keras against PyTorch eager")
     kvp_json = os.path.join(args.out, "keras_vs_pytorch.json")
-    command = [sys.executable, os.path.join(ROOT, "benchmarks", "keras_vs_pytorch.py"),
+    command = [sys.executable, os.path.join(HERE, "keras_vs_pytorch.py"),
                "--variant", args.variants[0], "--threads", str(max(args.threads)),
                "--rounds", "3" if args.quick else "5", "--json", kvp_json]
     # PyTorch's OpenMP workers otherwise spin after each call and take the cores from the
@@ -527,8 +531,8 @@ def main(argv=None):
     from swiftformer_tf.io_utils import import_tensorflow_quietly, write_json
     import_tensorflow_quietly()
     from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.lite.calibration import ImageSource
-    from swiftformer_tf.lite.runtime import interleaved_latency, interpreter_class
+    from swiftformer_tf.export.calibration import ImageSource
+    from swiftformer_tf.runtime.interpreter import interleaved_latency, interpreter_class
     started = time.time()
     guard = noise.NoiseGuard()
     guard.sample("before the run")

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> (kecam module, constructor, input size, paper top-1)
 KECAM_MODELS = {
@@ -26,14 +25,13 @@ def convert_concrete(tf, fn, size, path, representative=None):
     spec = tf.TensorSpec((1, size, size, 3), tf.float32)
     concrete = tf.function(fn, input_signature=[spec]).get_concrete_function()
     from swiftformer_tf.io_utils import write_file
-    from swiftformer_tf.lite.converter import configure
+    from swiftformer_tf.export.converter import configure
     converter = configure(tf.lite.TFLiteConverter.from_concrete_functions([concrete]),
                           "none" if representative is None else "int8", representative)
     write_file(path, converter.convert())
 
 
 def mobilenet_v2(out, int8, calibration):
-    sys.path.insert(0, ROOT)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -43,7 +41,7 @@ def mobilenet_v2(out, int8, calibration):
     convert_concrete(tf, lambda x: model(x, training=False), 224, path)
     written["mobilenet_v2_1.0_fp32"] = path
     if int8:
-        from swiftformer_tf.lite.calibration import ImageSource
+        from swiftformer_tf.export.calibration import ImageSource
         images = [x / 127.5 - 1.0 for x in ImageSource("builtin", (224, 224)).calibration(calibration)]
 
         def representative():

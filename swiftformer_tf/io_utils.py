@@ -1,5 +1,6 @@
 """Helpers shared by the command-line tools: the one error wrapper, argument types,
-atomic output files, a quiet TensorFlow import. Imports nothing of the package."""
+atomic output files, a quiet TensorFlow import. Imports nothing of the package but its
+errors."""
 
 from __future__ import annotations
 
@@ -9,22 +10,15 @@ import os
 import sys
 import tempfile
 
+from swiftformer_tf.errors import OutputError, SwiftFormerError
+
 EXIT_ERROR = 2  # argparse's status for a bad command line; ours for any expected failure
-
-
-class CommandError(Exception):
-    """An expected failure (a bad file, dataset, device or setting) whose message is what
-    the user needs: the command-line tools print it as one line and exit with status 2."""
-
-
-class OutputError(CommandError, OSError):
-    """An output path that cannot be written."""
 
 
 def one_line(err, limit=300) -> str:
     """An exception as one line (of at most ``limit`` characters), for error messages."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror \
-            and not isinstance(err, CommandError):
+            and not isinstance(err, SwiftFormerError):
         text = f"{err.filename}: {err.strerror}"  # not "[Errno 28] No space left ...: 'f'"
     else:
         text = " ".join(str(err).split())
@@ -34,7 +28,7 @@ def one_line(err, limit=300) -> str:
 def run_command(prog, main, argv=None) -> int:
     """Runs a command-line tool's ``main(argv)``, the same way for every tool.
 
-    An expected failure (``CommandError``, ``ValueError``, ``OSError``: a bad flag, file,
+    An expected failure (``SwiftFormerError``, ``ValueError``, ``OSError``: a bad flag, file,
     checkpoint, dataset or device, a full disk) prints ``prog: error: <one line>`` and
     returns 2, with no traceback; ``SWIFTFORMER_TRACEBACK=1`` shows it. SIGTERM and Ctrl-C
     unwind the program, so the ``finally`` blocks remove temporary files and folders.
@@ -55,7 +49,7 @@ def run_command(prog, main, argv=None) -> int:
         # do; stdout goes to /dev/null so that the interpreter's last flush fails no more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13  # SIGPIPE
-    except (CommandError, ValueError, OSError) as err:
+    except (SwiftFormerError, ValueError, OSError) as err:
         if os.environ.get("SWIFTFORMER_TRACEBACK"):
             raise
         print(f"{prog}: error: {one_line(err, limit=None)}", file=sys.stderr)
@@ -178,7 +172,7 @@ def atomic_output(path):
         try:
             yield tmp
         except OSError as err:
-            if isinstance(err, CommandError):
+            if isinstance(err, SwiftFormerError):
                 raise
             # a full disk or quota while writing: name the output, not the temporary file
             raise OutputError(f"{path}: cannot write ({err.strerror or one_line(err)})") from None

@@ -13,7 +13,7 @@ cut passes:
 - the exact GELU on batches is one XLA-fused kernel with its gradient written out.
 
 Each is exact up to float rounding. The export form (models built with an ``export_form``,
-see :func:`swiftformer_tf.lite.reparameterize.reparameterize`) keeps the plain graph, whose
+see :func:`swiftformer_tf.export.reparameterize.reparameterize`) keeps the plain graph, whose
 ops the TFLite converter folds and maps one to one; other backends take the plain
 ``keras.ops`` path. The functions at the end own that choice, so each layer's ``call`` is
 written once.
@@ -105,7 +105,7 @@ def batch_norm_train(bn, x):
     batch, the copies drifted apart, and the model saved held one replica's statistics.)
     The output is normalised per replica, as the official training does (PyTorch DDP
     without SyncBatchNorm), or over the global batch when ``bn.synchronized`` is set
-    (``train.py --sync-bn``)."""
+    (``swiftformer-train --sync-bn``)."""
     if not on_tensorflow() or len(x.shape) != 4:
         return bn(x, training=True)
     tf = _tf()
@@ -200,7 +200,7 @@ def gelu_exact_fused(x):
 # -- the layers' building blocks: plain graph, training path or folded inference path ------
 def plain_layer(x, layer, export_form):
     """``layer(x)`` for a ``Conv2D``, ``DepthwiseConv2D`` or ``Dense``; in a QAT form that
-    simulates int8 (:mod:`swiftformer_tf.lite.qat`), with the kernel rounded as the int8
+    simulates int8 (:mod:`swiftformer_tf.export.qat`), with the kernel rounded as the int8
     export rounds it."""
     quantizer = getattr(export_form, "quantizer", None)
     if quantizer is None or quantizer.mode != "simulate":

@@ -8,7 +8,7 @@ are its pixels, so no reshape is needed and TFLite gets plain CONV_2D ops.
 
 Two forms of the same function: without an ``export_form`` (training and Keras inference)
 the layers run the fast TensorFlow paths of :mod:`swiftformer_tf.kernels`; with one (the
-reparameterized form made by :func:`swiftformer_tf.lite.reparameterize.reparameterize`)
+reparameterized form made by :func:`swiftformer_tf.export.reparameterize.reparameterize`)
 they keep the plain layer graph and compute the GELU and L2 norms as the form says.
 """
 
@@ -21,7 +21,7 @@ from keras import layers, ops
 
 from swiftformer_tf import kernels
 from swiftformer_tf.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from swiftformer_tf.variants import MAX_MLP_RATIO, MAX_WIDTH, finite_number
+from swiftformer_tf.variants import MAX_DEPTH, MAX_MLP_RATIO, MAX_WIDTH, finite_number
 
 PACKAGE = "swiftformer_tf"
 
@@ -204,7 +204,7 @@ class Mlp(layers.Layer):
     """BN, 1x1 expand, GELU, 1x1 project (the ``linear`` of a SwiftFormer encoder).
 
     In the export form the BN is folded into ``fc1`` (exact: a 1x1 conv of an affine map is
-    a 1x1 conv) and the layer has none; see :func:`swiftformer_tf.lite.reparameterize.reparameterize`.
+    a 1x1 conv) and the layer has none; see :func:`swiftformer_tf.export.reparameterize.reparameterize`.
     """
 
     def __init__(self, dim, hidden_dim, export_form=None, **kwargs):
@@ -361,4 +361,65 @@ class SwiftFormerEncoder(layers.Layer):
         return {**super().get_config(), "dim": self.dim, "mlp_ratio": self.mlp_ratio,
                 "layer_scale_init": self.layer_scale_init,
                 "drop_path_rate": self.drop_path_rate, "attention": self.attention,
+                "export_form": _export_form_config(self.export_form)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Stage(layers.Layer):
+    """One stage: the downsampling conv (stages 2-4), conv encoders, one attention block."""
+
+    def __init__(self, dim, depth, downsample, mlp_ratio=4.0, layer_scale_init=1e-5,
+                 drop_path_rates=None, attention="normalize", export_form=None, **kwargs):
+        super().__init__(**kwargs)
+        self.export_form = form = _export_form(export_form)
+        self.dim, self.depth = checked_size("dim", dim), checked_size("depth", depth, MAX_DEPTH)
+        self.mlp_ratio, self.layer_scale_init = checked_ratio(mlp_ratio), float(layer_scale_init)
+        self.drop_path_rates = [float(r) for r in (drop_path_rates or [0.0] * self.depth)]
+        self.attention = attention
+        self.downsample = (ConvNorm(self.dim, export_form=form, name="downsample")
+                           if downsample else None)
+        # As in the official Stage, conv encoders get no drop path; the attention block does.
+        self.blocks = [ConvEncoder(self.dim, self.mlp_ratio, export_form=form, name=f"block{j}")
+                       for j in range(self.depth - 1)]
+        self.blocks.append(SwiftFormerEncoder(
+            self.dim, self.mlp_ratio, self.layer_scale_init, self.drop_path_rates[-1],
+            attention=attention, export_form=form, name=f"block{self.depth - 1}"))
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        if self.downsample is not None:
+            self.downsample.build(shape)
+            shape = self.downsample.compute_output_shape(shape)
+        for block in self.blocks:
+            block.build(shape)
+
+    def call(self, x, training=None):
+        if self.downsample is not None:
+            x = self.downsample(x, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def attention_tensors(self, x):
+        """This stage's output at inference for ``x`` and, for its attention block, the
+        tensors the attention L2-normalises (query, key, token weights) with their axes:
+        what the int8 export form's normalisations are calibrated on."""
+        if self.downsample is not None:
+            x = self.downsample(x)
+        for block in self.blocks[:-1]:
+            x = block(x)
+        encoder = self.blocks[-1]
+        tensors = encoder.attn.normalized_tensors(encoder.local_representation(x))
+        return encoder(x), tensors
+
+    def compute_output_shape(self, input_shape):
+        if self.downsample is not None:
+            return self.downsample.compute_output_shape(input_shape)
+        return tuple(input_shape[:-1]) + (self.dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "depth": self.depth,
+                "downsample": self.downsample is not None, "mlp_ratio": self.mlp_ratio,
+                "layer_scale_init": self.layer_scale_init,
+                "drop_path_rates": self.drop_path_rates, "attention": self.attention,
                 "export_form": _export_form_config(self.export_form)}

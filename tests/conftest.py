@@ -1,4 +1,5 @@
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -58,7 +59,7 @@ def golden_xs_exports(golden_dir, tmp_path_factory, worker_id):
     with FileLock(str(shared / "golden_xs_exports.lock")):
         if not (folder / "complete").exists():
             import swiftformer_tf as sf
-            from swiftformer_tf.lite.converter import convert
+            from swiftformer_tf.export.converter import convert
             model = sf.SwiftFormerXS(weights=os.path.join(golden_dir, "swiftformer_xs.pth"))
             folder.mkdir(exist_ok=True)
             for mode, path in paths.items():
@@ -70,14 +71,14 @@ def golden_xs_exports(golden_dir, tmp_path_factory, worker_id):
 
 @pytest.fixture(scope="session")
 def golden_xs_int8(golden_dir, tmp_path_factory, worker_id):
-    """The golden SwiftFormer-XS exported by ``tflite/convert.py --quantize int8`` at 64x64
+    """The golden SwiftFormer-XS exported by ``swiftformer-export --quantize int8`` at 64x64
     (calibrated on 16 built-in photographs, 6 others checked), once per test run for every
     test that reads it (test_tflite, test_npu, test_arm): (report, path). Where the ARM
     emulator is set up the export also runs ``--check-arm cortex-a76`` (test_arm reads that
     part of the report and fails or skips without the emulator)."""
     from filelock import FileLock
 
-    from swiftformer_tf.lite import arm
+    from swiftformer_tf.runtime import arm
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent
     folder = shared / "golden_xs_int8"
@@ -91,7 +92,7 @@ def golden_xs_int8(golden_dir, tmp_path_factory, worker_id):
                     "--output", str(path), "--report", str(report)]
             if arm.is_ready():
                 argv += ["--check-arm", "cortex-a76"]
-            assert load_script("tflite/convert.py").main(argv) == 0
+            assert cli_tool("export").main(argv) == 0
             (folder / "complete").write_text("")
     import json
     return json.loads(report.read_text()), str(path)
@@ -110,15 +111,18 @@ def nhwc(x):
 TOLERANCE = 1e-5  # max |diff| <= 1e-5 * max |ref|, float32
 
 
-def load_script(relative_path):
-    """A command-line script of the repository as a module (to call its ``main``)."""
-    import importlib.util
-    path = os.path.join(ROOT, relative_path)
-    name = "script_" + relative_path.replace("/", "_").replace(".py", "")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cli_tool(name):
+    """A command-line tool's module (``swiftformer_tf.cli.NAME``), to call its ``main``."""
+    import importlib
+    return importlib.import_module(f"swiftformer_tf.cli.{name}")
+
+
+def console_script(name):
+    """The path of an installed console script (``swiftformer-export`` ...), beside this
+    Python: the command a user types."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    assert os.path.isfile(path), f"{name} is not installed: pip install -e . (setup.py)"
+    return path
 
 
 def randomize(model, seed=0):

@@ -25,8 +25,6 @@ import tensorflow as tf
 output, chosen = sys.argv[1], set(sys.argv[2:] or ["frozen", "sync"])
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import keras  # noqa: E402
 
 from swiftformer_tf import SwiftFormer  # noqa: E402

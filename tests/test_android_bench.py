@@ -7,21 +7,20 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_script
+from conftest import console_script, ROOT, cli_tool
 
-from android_bench.configs import parse_config, parse_configs
-from android_bench.parsing import failure_reason, parse_benchmark_output
-from android_bench.runner import _delegation_fields, _marks
-from android_bench.tools import (CLASSIC, LITERT, BenchmarkTool, UnsupportedConfig, detect_tool,
+from swiftformer_tf.android_bench.configs import parse_config, parse_configs
+from swiftformer_tf.android_bench.parsing import failure_reason, parse_benchmark_output
+from swiftformer_tf.android_bench.runner import _delegation_fields, _marks
+from swiftformer_tf.android_bench.tools import (CLASSIC, LITERT, BenchmarkTool, UnsupportedConfig, detect_tool,
                                  flags_in_help)
-from swiftformer_tf.lite.delegate_log import clean_lines, delegate_name, parse_delegation
+from swiftformer_tf.runtime.delegate_log import clean_lines, delegate_name, parse_delegation
 
 FAKE_ADB = os.path.join(ROOT, "tests", "fake_adb", "adb")
-bench_cli = load_script("android_bench/run.py")
+bench_cli = cli_tool("android_bench")
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "benchmark_logs")
 
@@ -267,7 +266,7 @@ def test_configs():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     import swiftformer_tf as sf
-    from swiftformer_tf.lite.converter import convert
+    from swiftformer_tf.export.converter import convert
     folder = tmp_path_factory.mktemp("models")
     model = sf.SwiftFormer({"depths": [1, 1, 1, 1], "widths": [8, 16, 24, 32]}, num_classes=5)
     paths = []
@@ -283,7 +282,7 @@ def models(tmp_path_factory):
 
 
 def run_bench(args, tmp_path, **env):
-    """``android_bench/run.py args`` against the fake device, called in this process (its
+    """``swiftformer-android-bench args`` against the fake device, called in this process (its
     main, as the command line does; a new Python with TensorFlow per call cost 6-14 s):
     (returncode, stdout, stderr) as from subprocess.run. The device side (the fake adb and
     the tools it runs) is still a child process, and reads ``env``."""
@@ -341,7 +340,7 @@ def test_end_to_end_on_fake_device(models, tmp_path):
     assert len(csv_lines) == 9 and csv_lines[0].startswith("model,config,status")
     # report.py rebuilds the same files
     (out / "results.md").unlink()
-    rebuilt = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "report.py"),
+    rebuilt = subprocess.run([console_script("swiftformer-android-report"),
                               str(out)], capture_output=True, text=True)
     assert rebuilt.returncode == 0 and (out / "results.md").read_text() == table
 
@@ -471,7 +470,7 @@ def test_damaged_results_and_bad_out_give_one_line(models, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     (out / "results.json").write_text(json.dumps({"rows": [{"model": "m", "config": "cpu:1",
                                                             "status": "ok"}]}))
-    report = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "report.py"),
+    report = subprocess.run([console_script("swiftformer-android-report"),
                              str(out)], capture_output=True, text=True)
     assert report.returncode == 2 and "row 0 lacks median_ms" in report.stderr
     (tmp_path / "a_file").write_text("x")
@@ -481,7 +480,7 @@ def test_damaged_results_and_bad_out_give_one_line(models, tmp_path):
 
 def test_host_mode(models, tmp_path):
     out = tmp_path / "host"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "run.py"),
+    result = subprocess.run([console_script("swiftformer-android-bench"),
                              "--host", "--models", *models["models"], "--configs",
                              "cpu:1,cpu:2,nnapi", "--runs", "5", "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
@@ -498,8 +497,8 @@ def test_model_names_never_reach_the_device_shell(models, tmp_path):
     the command there) nor break it (a space), and same-named models stay apart."""
     import shutil
 
-    from android_bench.runner import DeviceRunner, remote_path
-    from android_bench.tools import detect_tool
+    from swiftformer_tf.android_bench.runner import DeviceRunner, remote_path
+    from swiftformer_tf.android_bench.tools import detect_tool
     names = ["my model.tflite", "x;touch PWNED;y.tflite", "a/same.tflite", "b/same.tflite"]
     paths = []
     for name in names:

@@ -1,7 +1,7 @@
 """The phone's CPU kernels without a phone: LiteRT's aarch64 build under QEMU user mode
-(swiftformer_tf.lite.arm), on the golden XS (fp32 at 160x192, int8 at 64x64).
+(swiftformer_tf.runtime.arm), on the golden XS (fp32 at 160x192, int8 at 64x64).
 
-`python tflite/setup_arm_emulator.py` sets the emulator up (CI runs it). Without it these
+`swiftformer-setup-arm` sets the emulator up (CI runs it). Without it these
 tests skip, unless SWIFTFORMER_REQUIRE_ARM=1 (set by .ci/run) turns the skip into a failure.
 What the runtime computes on ARM is checked against what the x86 interpreter computes on the
 same file and input: the emulator proves the ARM kernels' answers and instruction counts,
@@ -11,9 +11,9 @@ import json
 import os
 
 import pytest
-from conftest import TOLERANCE, load_script
+from conftest import TOLERANCE, cli_tool
 
-from swiftformer_tf.lite import arm, arm_emulator
+from swiftformer_tf.runtime import arm, arm_emulator
 
 @pytest.fixture(scope="module")
 def emulator():
@@ -27,7 +27,7 @@ def emulator():
 @pytest.fixture(scope="module")
 def golden_xs(emulator, golden_xs_exports, golden_xs_int8):
     """The suite's shared exports of the golden XS: fp32 at 160x192, and int8 at 64x64 made
-    by tflite/convert.py --check-arm cortex-a76 (16 built-in photographs calibrate it, 6
+    by swiftformer-export --check-arm cortex-a76 (16 built-in photographs calibrate it, 6
     others are checked on the emulated Cortex-A76)."""
     (paths, _, _), (report, int8) = golden_xs_exports, golden_xs_int8
     assert "arm" in report, "the shared int8 export ran without --check-arm"
@@ -83,7 +83,7 @@ def test_bench_rows_fail_and_mismatch_with_reasons(golden_xs, tmp_path):
     results.json; fp16 on a CPU without fp16 arithmetic fails with the reason and the matrix
     goes on; QEMU 7.2's wrong SME emulation gives a row marked mismatch; no latency is
     tabled or plotted for these rows."""
-    bench = load_script("android_bench/run.py")
+    bench = cli_tool("android_bench")
     out = tmp_path / "bench"
     assert bench.main(["--host", "--models", golden_xs["int8"], "--configs",
                        "arm:cortex-a53:fp16,arm:cortex-a76,arm:sme-qemu7", "--out",
@@ -102,7 +102,7 @@ def test_bench_rows_fail_and_mismatch_with_reasons(golden_xs, tmp_path):
 
 
 def test_convert_checks_on_arm(golden_xs):
-    """convert.py --check-arm: the check images through the ARM kernels, against Keras and
+    """swiftformer-export --check-arm: the check images through the ARM kernels, against Keras and
     against x86 on the same file, in the report and its summary line."""
     entry = golden_xs["report"]["arm"][0]
     assert entry["cpu"] == "cortex-a76" and entry["status"] == "ok", entry
@@ -116,9 +116,9 @@ def test_bad_cpu_names_and_no_emulator_are_clear(tmp_path, monkeypatch, capsys):
     with pytest.raises(ValueError, match="cortex-a53, cortex-a76, i8mm, sme"):
         arm.parse_cpu("cortex-a77")
     with pytest.raises(SystemExit):
-        load_script("tflite/convert.py").parse_args(["--check-arm", "a76"])
+        cli_tool("export").parse_args(["--check-arm", "a76"])
     assert "--check-arm: unknown emulated ARM CPU 'a76'" in capsys.readouterr().err
     monkeypatch.setenv(arm_emulator.ENV_DIR, str(tmp_path / "none"))
     run = arm.run_on_arm(str(tmp_path / "any.tflite"), "cortex-a76:fp16")
-    assert run.status == "unavailable" and "setup_arm_emulator.py" in run.reason
+    assert run.status == "unavailable" and "swiftformer-setup-arm" in run.reason
     assert run.cpu == "cortex-a76:fp16"

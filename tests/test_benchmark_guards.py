@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-
-sys.path.insert(0, ROOT)
-from benchmarks import floor, noise, peers  # noqa: E402
+# benchmarks/ is on the path (pytest.ini), as it is for its scripts run by path
+import floor
+import noise
+import peers
 
 
 def _row(mode, gmacs, median_ms):
@@ -75,7 +75,10 @@ def test_other_load_sees_a_busy_core():
         busy = noise.other_load(1.5)
     finally:
         spinner.kill()
-    assert busy > quiet + 0.5 / (os.cpu_count() or 1)
+    # The spinner adds a core's worth to a quiet machine; where the suite's other worker
+    # already holds the cores, it gets a share of them, and the machine must read busy.
+    if quiet < noise.BUSY_LIMIT:
+        assert busy > quiet + 0.5 / (os.cpu_count() or 1)
     guard = noise.NoiseGuard(sample_seconds=0.5)
     guard.samples["x"] = busy
     assert busy > noise.BUSY_LIMIT

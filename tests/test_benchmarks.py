@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from swiftformer_tf.lite import arm
+from swiftformer_tf.runtime import arm
 
 
 @pytest.mark.slow
@@ -113,8 +113,7 @@ def test_mac_count_past_two_to_the_31(tmp_path):
     """One 1x1 conv of 3 * 2**31 MACs: the count must not overflow (L3 once came out negative)."""
     import tensorflow as tf
 
-    sys.path.insert(0, ROOT)
-    from benchmarks.floor import count_macs
+    from floor import count_macs
     kernel = tf.zeros((1, 1, 2048, 3072))
     fn = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "VALID"),
                      input_signature=[tf.TensorSpec((1, 32, 32, 2048), tf.float32)])

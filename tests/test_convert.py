@@ -3,12 +3,11 @@
 import os
 import pickle
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
-from conftest import ROOT, TOLERANCE, nhwc, official_to_timm, relative_error
+from conftest import console_script, ROOT, TOLERANCE, nhwc, official_to_timm, relative_error
 from safetensors.numpy import save_file
 
 import swiftformer_tf as sf
@@ -17,7 +16,7 @@ from swiftformer_tf.checkpoints import read_state_dict
 
 def run_cli(*args):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "swiftformer_tf.cli", *map(str, args)],
+    return subprocess.run([console_script("swiftformer-import"), *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=600)
 
 

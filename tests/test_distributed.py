@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
-from test_training import TINY, TRAIN, run_train
+from conftest import console_script, ROOT
+from test_training import TINY, run_train
 
 
 def _distributed_runs(tmp_path, which):
@@ -92,7 +92,7 @@ def _free_ports(count):
 
 
 def _start_cluster(args, workers=2, timeout_s=60, started=None, temp=None):
-    """``train.py args`` as the workers (all, or those ``started``) of a loopback cluster
+    """``swiftformer-train args`` as the workers (all, or those ``started``) of a loopback cluster
     (free ports chosen now), with ``temp`` as their temporary folder."""
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(workers)]
     processes = []
@@ -102,7 +102,7 @@ def _start_cluster(args, workers=2, timeout_s=60, started=None, temp=None):
         if temp is not None:
             env["TMPDIR"] = str(temp)
         processes.append(subprocess.Popen(
-            [sys.executable, TRAIN, *map(str, args), "--strategy", "multiworker",
+            [console_script("swiftformer-train"), *map(str, args), "--strategy", "multiworker",
              "--cluster-timeout", str(timeout_s)], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     return processes
@@ -191,8 +191,8 @@ def test_two_workers_with_per_replica_batchnorm_save_a_model_that_works(tmp_path
         assert status == 0, err[-3000:]
     single = run_train(*common, "--batch-size", "16", "--output", tmp_path / "single")
     assert single.returncode == 0, single.stderr[-2000:]
-    from conftest import load_script
-    evaluate = load_script("training/evaluate.py")
+    from conftest import cli_tool
+    evaluate = cli_tool("evaluate")
     top1 = {}
     for run in ("cluster", "single"):
         logged = json.loads((tmp_path / run / "summary.json").read_text())["val_top1"]
@@ -232,7 +232,7 @@ def test_a_cluster_restarted_after_a_worker_is_killed_resumes_exactly(tmp_path):
     worker.wait()
     ((status, _, err),) = _finish([chief], timeout=180)
     assert status == 2, err[-2000:]
-    lines = [l for l in err.splitlines() if l.startswith("train.py: error:")]
+    lines = [l for l in err.splitlines() if l.startswith("swiftformer-train: error:")]
     assert len(lines) == 1 and "another worker of the cluster stopped" in lines[0]
     assert f"--resume to continue from the last checkpoint in {run}" in lines[0]
 
@@ -260,7 +260,7 @@ def test_a_cluster_that_cannot_form_is_one_line(tmp_path):
     started = time.time()
     ((status, _, err),) = _finish(lonely, timeout=180)
     assert status != 0 and time.time() - started < 120
-    lines = [l for l in err.splitlines() if l.startswith("train.py: error:")]
+    lines = [l for l in err.splitlines() if l.startswith("swiftformer-train: error:")]
     assert len(lines) == 1 and "did not form within 15 s" in lines[0]
     assert not (tmp_path / "run").exists()
 

@@ -1,7 +1,7 @@
 """LiteRT's real GPU accelerator (WebGPU over Vulkan) on this machine: delegation, rejected
 ops and numerics of our exports, through the public tools.
 
-With no GPU here, `python tflite/setup_software_gpu.py` provides one (Mesa lavapipe, a
+With no GPU here, `swiftformer-setup-gpu` provides one (Mesa lavapipe, a
 Vulkan driver on the CPU); CI runs it. Without any GPU these tests skip, unless
 SWIFTFORMER_REQUIRE_GPU=1 (set by .ci/run) turns the skip into a failure. The first run of
 a model compiles its shaders (about a minute on 2 cores); Mesa caches them, so every test
@@ -10,15 +10,14 @@ here reuses the same two exports."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, TOLERANCE, load_script, relative_error
+from conftest import console_script, TOLERANCE, cli_tool, relative_error
 
-from swiftformer_tf.lite.gpu import check_gpu
-from swiftformer_tf.lite.runtime import TFLiteRunner
+from swiftformer_tf.runtime.gpu import check_gpu
+from swiftformer_tf.runtime.interpreter import TFLiteRunner
 
-convert_cli = load_script("tflite/convert.py")
+convert_cli = cli_tool("export")
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +90,7 @@ def test_android_bench_host_gpu_rows(gpu, golden_xs_exports, rejected_model, tmp
     used to end in a segfault), honour fp32, and mark partial rows and software GPUs."""
     paths, _, _ = golden_xs_exports
     out = tmp_path / "host"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "run.py"),
+    result = subprocess.run([console_script("swiftformer-android-bench"),
                              "--host", "--models", paths["none"], rejected_model, "--configs",
                              "gpu", "--runs", "2", "--warmup", "0", "--out", str(out)],
                             capture_output=True, text=True, timeout=1200)

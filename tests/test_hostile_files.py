@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import load_script
+from conftest import cli_tool
 
 import swiftformer_tf as sf
 
@@ -183,12 +183,12 @@ def test_a_teacher_that_is_unsafe_is_named_and_leaves_no_run_folder(tmp_path, ca
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :2] * 0)(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "teacher.keras")
-    train = load_script("training/train.py")
+    train = cli_tool("train")
     out = tmp_path / "run"
     assert train.main(["--variant", json.dumps(TINY), "--data", "synthetic:32", "--epochs", "1",
                        "--batch-size", "8", "--image-size", "32", "--teacher",
                        str(tmp_path / "teacher.keras"), "--output", str(out)]) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("train.py:")]
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("swiftformer-train:")]
     assert len(errors) == 1 and f"--teacher {tmp_path / 'teacher.keras'}: " in errors[0]
     assert "Lambda" in errors[0] or "safe_mode" in errors[0], errors[0]
     assert not out.exists()
@@ -230,13 +230,13 @@ def hostile_images(tmp_path_factory):
 
 
 def test_evaluation_refuses_or_skips_huge_images(hostile_images, tiny_keras, tmp_path, capsys):
-    evaluate = load_script("training/evaluate.py")
+    evaluate = cli_tool("evaluate")
     out = tmp_path / "result.json"
     base = ["--model", str(tiny_keras), "--data", f"folder:{hostile_images}", "--image-size",
             "32", "--json", str(out)]
     started = _start()
     assert evaluate.main(base) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("evaluate.py:")]
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("swiftformer-evaluate:")]
     assert len(errors) == 1 and "huge.png: cannot decode this image (declares " in errors[0]
     assert "and 1 more unreadable" in errors[0] and not out.exists()
     assert evaluate.main(base + ["--bad-images", "skip"]) == 0
@@ -247,12 +247,13 @@ def test_evaluation_refuses_or_skips_huge_images(hostile_images, tiny_keras, tmp
 
 
 def test_calibration_refuses_by_the_same_rule(hostile_images):
-    from swiftformer_tf.lite.calibration import CalibrationError, ImageSource
+    from swiftformer_tf.errors import DataError
+    from swiftformer_tf.export.calibration import ImageSource
     for name, message in (("dog", "thin.png: image too large to decode (declares 100000x1 "
                                   "pixels, an aspect ratio above 50:1"),
                           ("cat", "huge.png: image too large to decode (declares 400,000,000 "
                                   "pixels (at most 89.5 MP are decoded)")):
-        with pytest.raises(CalibrationError, match=re.escape(message)):
+        with pytest.raises(DataError, match=re.escape(message)):
             list(ImageSource(str(hostile_images / name), (32, 32)).calibration(10))
 
 
@@ -269,13 +270,13 @@ def huge_input_tflite(tmp_path_factory):
 
 
 def test_a_tflite_with_a_huge_input_is_one_line(huge_input_tflite, capsys, tmp_path):
-    benchmark = load_script("tflite/benchmark.py")
+    benchmark = cli_tool("benchmark")
     assert benchmark.main([str(huge_input_tflite), "--runs", "2"]) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("benchmark.py:")]
-    assert len(errors) == 1 and errors[0].startswith("benchmark.py: error: ")
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("swiftformer-benchmark:")]
+    assert len(errors) == 1 and errors[0].startswith("swiftformer-benchmark: error: ")
     assert "declares shape [1, 6000, 6000, 3] (108,000,000 values" in errors[-1]
     # android_bench --host: the row fails with the reason, the matrix is written
-    bench = load_script("android_bench/run.py")
+    bench = cli_tool("android_bench")
     out = tmp_path / "bench"
     assert bench.main(["--host", "--models", str(huge_input_tflite), "--configs", "cpu:1",
                        "--runs", "2", "--out", str(out)]) == 1
@@ -287,7 +288,7 @@ def test_resume_takes_results_without_a_device(huge_input_tflite, tmp_path, caps
     out = tmp_path / "bench"
     out.mkdir()
     (out / "results.json").write_text(json.dumps({"host": True, "device": None, "rows": []}))
-    bench = load_script("android_bench/run.py")
+    bench = cli_tool("android_bench")
     assert bench.main(["--host", "--models", str(huge_input_tflite), "--configs", "cpu:1",
                        "--runs", "1", "--out", str(out), "--resume"]) == 1
     assert "Traceback" not in capsys.readouterr().err
@@ -320,18 +321,18 @@ def test_out_of_memory_is_one_line(capsys):
 def test_cpu_mask_is_a_hex_mask_or_refused(mask, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        load_script("android_bench/run.py").parse_args(["--models", "m.tflite", "--cpu-mask",
+        cli_tool("android_bench").parse_args(["--models", "m.tflite", "--cpu-mask",
                                                         mask])
     assert exit_info.value.code == 2
     assert "--cpu-mask: expected a non-zero hexadecimal CPU mask" in capsys.readouterr().err
-    from android_bench.runner import DeviceRunner
+    from swiftformer_tf.android_bench.runner import DeviceRunner
     with pytest.raises(ValueError, match="--cpu-mask"):
         DeviceRunner(adb=None, binary="b", runs=1, warmup=0, cpu_mask=mask or " ")
     assert os.listdir(tmp_path) == []
 
 
 def test_a_valid_cpu_mask_reaches_the_command():
-    from android_bench.runner import checked_cpu_mask
+    from swiftformer_tf.android_bench.runner import checked_cpu_mask
     assert checked_cpu_mask("f0") == "f0" and checked_cpu_mask("0x3") == "0x3"
 
 
@@ -362,7 +363,7 @@ def test_an_empty_output_name_is_refused_and_nothing_is_overwritten(golden_dir, 
                                                                     monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.keras").write_text("kept")
-    cli = load_script("swiftformer_tf/cli.py")
+    cli = cli_tool("import_checkpoint")
     assert cli.main([os.path.join(golden_dir, "tiny.pth"), "-o", ""]) == 2
     assert "the output must end in .keras" in capsys.readouterr().err
     assert (tmp_path / "tiny.keras").read_text() == "kept"

@@ -1,7 +1,9 @@
 """The package's layering, read from the source: every import (module level or inside a
 function) of every module of swiftformer_tf/, checked for cycles and for the rules of the
-layout (checkpoints is a leaf over variants and io_utils, which import nothing of the
-package; the exporter does not know the trainer)."""
+layout: errors imports nothing; checkpoints is a leaf over variants, io_utils and errors;
+the core (model, layers, forms, loading ...) imports neither the export chain nor the
+runtimes; the exporter does not know the trainer; only the command-line tools import the
+tools; and no file of the project loads another by path."""
 
 import ast
 import os
@@ -67,10 +69,64 @@ def test_checkpoints_is_a_leaf_and_the_exporter_does_not_know_the_trainer():
     for module, targets in graph.items():
         if module.startswith("swiftformer_tf.checkpoints"):
             outside = {t for t in targets if not t.startswith("swiftformer_tf.checkpoints")}
-            assert outside <= {"swiftformer_tf.variants", "swiftformer_tf.io_utils"}, \
-                (module, outside)
-        if module in ("swiftformer_tf.variants", "swiftformer_tf.io_utils"):
+            assert outside <= {"swiftformer_tf.variants", "swiftformer_tf.io_utils",
+                               "swiftformer_tf.errors"}, (module, outside)
+        if module in ("swiftformer_tf.variants", "swiftformer_tf.errors"):
             assert not any(t.startswith("swiftformer_tf.") for t in targets), module
-        if module.startswith("swiftformer_tf.lite"):
+        if module == "swiftformer_tf.io_utils":
+            assert targets <= {"swiftformer_tf.errors"}, module
+        if module.startswith(("swiftformer_tf.export", "swiftformer_tf.runtime")):
             assert not any(t.startswith("swiftformer_tf.training") for t in targets), module
     assert "swiftformer_tf.checkpoints.transfer" in graph  # the walk saw the package
+
+
+# The core: what a model is and how it loads. The export chain (swiftformer_tf.export) and the
+# runtimes and accelerators (swiftformer_tf.runtime) build on it, never the other way round.
+UPPER = ("swiftformer_tf.export", "swiftformer_tf.runtime", "swiftformer_tf.training",
+         "swiftformer_tf.android_bench", "swiftformer_tf.cli")
+
+
+def test_the_core_imports_neither_the_export_chain_nor_the_runtimes():
+    graph = _imports()
+    core = [m for m in graph if m != "swiftformer_tf" and not m.startswith(UPPER)]
+    assert {"swiftformer_tf.model", "swiftformer_tf.forms", "swiftformer_tf.loading",
+            "swiftformer_tf.quantizer", "swiftformer_tf.layers"} <= set(core)
+    for module in core:
+        upward = {t for t in graph[module] if t.startswith(UPPER)}
+        assert not upward, f"{module} imports {sorted(upward)}"
+    for module in graph:  # the tools sit on top: nothing imports them
+        if not module.startswith("swiftformer_tf.cli"):
+            assert not any(t.startswith("swiftformer_tf.cli") for t in graph[module]), module
+
+
+def _project_python_files():
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("__pycache__",)
+                   and not d.endswith(".egg-info")]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(folder, name)
+
+
+# the documented script paths kept for older commands: each puts the checkout on the path
+SHIM_FOLDERS = ("tflite", "training", "android_bench")
+
+
+def test_no_file_loads_another_by_path_and_only_shims_touch_sys_path():
+    """Modules import each other by name: nothing executes a project file by its path
+    (importlib's spec_from_file_location, runpy), and only the shims add to sys.path."""
+    seen = 0
+    for path in _project_python_files():
+        relative = os.path.relpath(path, ROOT)
+        tree = ast.parse(open(path).read())
+        seen += 1
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in (
+                    "spec_from_file_location", "run_path", "SourceFileLoader"):
+                raise AssertionError(f"{relative}:{node.lineno} loads a file by path")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("insert", "append") \
+                    and ast.unparse(node.func.value) == "sys.path":
+                assert relative.split(os.sep)[0] in SHIM_FOLDERS, \
+                    f"{relative}:{node.lineno} changes sys.path"
+    assert seen > 50

@@ -1,5 +1,5 @@
-"""A TFLite file an app can use as it is: image classifier metadata (tflite/convert.py
---metadata, swiftformer_tf.lite.metadata) read by the real client, MediaPipe Tasks'
+"""A TFLite file an app can use as it is: image classifier metadata (swiftformer-export
+--metadata, swiftformer_tf.export.metadata) read by the real client, MediaPipe Tasks'
 ImageClassifier, on real photographs at the model's input size."""
 
 import json
@@ -7,15 +7,15 @@ import os
 
 import numpy as np
 import pytest
-from conftest import load_script, randomize
+from conftest import cli_tool, randomize
 
 mp = pytest.importorskip("mediapipe", reason="MediaPipe's ImageClassifier is the client these "
                                              "tests use (pip install -e '.[test]')")
 
 import swiftformer_tf as sf  # noqa: E402
-from swiftformer_tf.lite import metadata as md  # noqa: E402
-from swiftformer_tf.lite.calibration import ImageSource  # noqa: E402
-from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph  # noqa: E402
+from swiftformer_tf.export import metadata as md  # noqa: E402
+from swiftformer_tf.export.calibration import ImageSource  # noqa: E402
+from swiftformer_tf.runtime.interpreter import TFLiteRunner, summarize_graph  # noqa: E402
 
 
 def photographs(size, count):
@@ -51,7 +51,7 @@ def assert_same_top(categories, ours, tolerance):
 def test_int8_export_with_metadata_is_read_by_mediapipe(golden_dir, golden_xs_int8, tmp_path,
                                                         capsys):
     out, report_path = tmp_path / "xs_int8_md.tflite", tmp_path / "report.json"
-    assert load_script("tflite/convert.py").main([
+    assert cli_tool("export").main([
         "--weights", os.path.join(golden_dir, "swiftformer_xs.pth"), "--quantize", "int8",
         "--metadata", "--input-size", "64", "--num-calibration", "8", "--num-check", "4",
         "--runs", "2", "--gpu-check", "off", "--output", str(out),
@@ -96,7 +96,7 @@ def test_a_fine_tuned_model_exports_its_own_class_names(tmp_path):
     """A 3-class model made here, saved as .keras with its class names: load() exposes
     them, the export's labels are them, MediaPipe answers with them (fp32: top-3 and
     scores of our interpreter), and the metadata leaves the graph's answers bit-identical."""
-    from swiftformer_tf.lite.converter import convert
+    from swiftformer_tf.export.converter import convert
     names = ["cat", "dog", "fox"]
     model = randomize(sf.SwiftFormer({"depths": [1, 1, 1, 2], "widths": [8, 16, 24, 32]},
                                      num_classes=3, class_names=names), seed=3)
@@ -146,7 +146,7 @@ def test_labels_that_cannot_be_lines_are_refused():
 @pytest.mark.slow  # 1 min; default: the fine-tuned model's fp32 export through MediaPipe
 def test_fp32_export_with_metadata_matches_on_photographs(golden_dir, tmp_path):
     out = tmp_path / "xs_md.tflite"
-    assert load_script("tflite/convert.py").main([
+    assert cli_tool("export").main([
         "--weights", os.path.join(golden_dir, "swiftformer_xs.pth"), "--metadata",
         "--input-size", "224", "--num-check", "4", "--runs", "2", "--gpu-check", "off",
         "--output", str(out)]) == 0

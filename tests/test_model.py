@@ -135,7 +135,8 @@ def test_bad_options_raise_clear_errors(kwargs, message):
 
 
 def test_keras_file_round_trip_and_savedmodel(tmp_path):
-    model = sf.SwiftFormerXS(num_classes=11, attention="legacy", include_preprocessing=True)
+    model = sf.SwiftFormerXS(num_classes=11, attention="legacy", include_preprocessing=True,
+                             class_names=[f"class {i}" for i in range(11)])
     x = np.random.default_rng(6).uniform(0, 255, size=(2, 70, 50, 3)).astype("float32")
     expected = np.asarray(model(x))
     path = str(tmp_path / "xs.keras")
@@ -143,10 +144,20 @@ def test_keras_file_round_trip_and_savedmodel(tmp_path):
     for loaded in (keras.models.load_model(path), tf.keras.models.load_model(path)):
         assert isinstance(loaded, sf.SwiftFormer) and loaded.attention == "legacy"
         np.testing.assert_array_equal(np.asarray(loaded(x)), expected)
-    # weights= accepts a .keras file of the same variant
-    again = sf.SwiftFormerXS(num_classes=11, attention="legacy", include_preprocessing=True,
-                             weights=path)
-    np.testing.assert_array_equal(np.asarray(again(x)), expected)
+    # weights= builds what load() builds: the file's class count and options, its weights
+    for again in (sf.SwiftFormerXS(weights=path), sf.load(path)):
+        assert (again.num_classes, again.attention, again.include_preprocessing) == \
+            (11, "legacy", True) and again.class_names == model.class_names
+        np.testing.assert_array_equal(np.asarray(again(x)), expected)
+    # an option passed changes both alike: new heads, the rest of the file's weights
+    five = sf.SwiftFormerXS(weights=path, num_classes=5)
+    assert (five.num_classes, five.attention, five.load_report.fresh_heads) == (5, "legacy", True)
+    assert five.class_names is None  # the names went with the classes
+    for a, b in zip(five.forward_features(x), model.forward_features(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(sf.CheckpointError, match="xs.keras: is SwiftFormer-XS, not the variant "
+                                                 "asked for \\(S\\)"):
+        sf.SwiftFormerS(weights=path)
     export_dir = str(tmp_path / "saved_model")
     model.export(export_dir, format="tf_saved_model")
     reloaded = tf.saved_model.load(export_dir)  # keep a reference: it owns the variables

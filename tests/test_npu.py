@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_script
+from conftest import console_script, cli_tool
 
-from swiftformer_tf.lite import npu
+from swiftformer_tf.runtime import npu
 
-compile_cli = load_script("tflite/compile_npu.py")
-convert_cli = load_script("tflite/convert.py")
+compile_cli = cli_tool("compile_npu")
+convert_cli = cli_tool("export")
 
 OPENVINO_CPU = ["--npu-option", "intel_openvino_graph_backends=cpu"]
 INTEL = npu.NpuTarget("intel_openvino", "LNL")
@@ -30,7 +30,7 @@ def intel_compiler():
 
 
 def interpreter_outputs(path, x):
-    from swiftformer_tf.lite.runtime import load_interpreter
+    from swiftformer_tf.runtime.interpreter import load_interpreter
     interpreter = load_interpreter(path)
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
@@ -49,10 +49,10 @@ def cosine(a, b):
 
 @pytest.fixture(scope="session")
 def int8_xs(golden_xs_int8):
-    """The suite's int8 export of the golden XS (tflite/convert.py at 64x64, tests/conftest.py)
+    """The suite's int8 export of the golden XS (swiftformer-export at 64x64, tests/conftest.py)
     and one of the built-in check photographs, normalised as the model takes it."""
     from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.lite.calibration import ImageSource
+    from swiftformer_tf.export.calibration import ImageSource
     _, path = golden_xs_int8
     image = next(ImageSource("builtin", (64, 64)).check(1))
     return path, np.asarray(normalize(image), np.float32)[None]
@@ -80,7 +80,7 @@ def test_fp32_and_fp16_compile_whole_and_compute_what_the_interpreter_does(golde
 
 
 def test_int8_form_compiles_whole_in_one_xnnpack_partition(int8_xs, tmp_path):
-    from swiftformer_tf.lite.runtime import summarize_graph
+    from swiftformer_tf.runtime.interpreter import summarize_graph
     path, x = int8_xs
     graph = summarize_graph(path)
     # max - min is max(x) + max(x * -1): no REDUCE_MIN (which OpenVINO rejects as "op type 89")
@@ -164,7 +164,7 @@ def test_a_missing_vendor_compiler_is_named(golden_xs_exports, tmp_path, capsys)
     assert convert_cli.main(["--output", str(tmp_path / "m.tflite"),
                              "--npu", "qualcomm:SM8650"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("convert.py: error: no compiler for qualcomm:SM8650 here: its SDK "
+    assert err.startswith("swiftformer-export: error: no compiler for qualcomm:SM8650 here: its SDK "
                           "package ai-edge-litert-sdk-qualcomm is not installed"), err
     assert not (tmp_path / "m.tflite").exists()
     # Intel's NPU graph backend needs Intel's NPU compiler, which the openvino wheel lacks
@@ -191,7 +191,7 @@ def bench_models(golden_xs_exports, tmp_path_factory):
 
 def test_host_npu_rows(bench_models, tmp_path):
     out = tmp_path / "host"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "android_bench", "run.py"),
+    result = subprocess.run([console_script("swiftformer-android-bench"),
                              "--host", "--models", bench_models["compiled"], bench_models["plain"],
                              "--configs", "npu", "--runs", "2", "--warmup", "1", "--out", str(out)],
                             capture_output=True, text=True, timeout=600)

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import TOLERANCE, load_script, nhwc, official_to_timm, relative_error
+from conftest import TOLERANCE, cli_tool, nhwc, official_to_timm, relative_error
 from safetensors.numpy import save_file
 
 import swiftformer_tf as sf
@@ -199,7 +199,7 @@ def test_names_and_errors():
 @pytest.mark.slow  # 80 s (three tools on XS); default: test_imagenet_weights_download_verify_and_match_golden
 def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
     import tensorflow_datasets as tfds
-    evaluate = load_script("training/evaluate.py")
+    evaluate = cli_tool("evaluate")
     out = tmp_path / "eval.json"
     with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
         assert evaluate.main(["--model", "imagenet:XS", "--data", "tfds:imagenet2012",
@@ -214,7 +214,7 @@ def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
     keras_file = tmp_path / "swiftformer_xs.dist_in1k.keras"
     assert keras_file.stat().st_size > 5_000_000
 
-    convert = load_script("tflite/convert.py")
+    convert = cli_tool("export")
     tflite = tmp_path / "xs.tflite"
     assert convert.main(["--weights", "imagenet", "--input-size", "64", "--no-check",
                          "--gpu-check", "off", "--output", str(tflite)]) == 0
@@ -229,7 +229,7 @@ def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "x.tflite").exists()
     # Fine-tuning from the ImageNet weights: strict name-based loading, new 10-class heads.
     monkeypatch.delenv("SWIFTFORMER_OFFLINE")
-    train = load_script("training/train.py")
+    train = cli_tool("train")
     assert train.main(["--variant", "XS", "--init", "imagenet", "--data", "synthetic:64",
                        "--epochs", "1", "--batch-size", "16", "--image-size", "32",
                        "--max-steps", "1", "--save-every", "0", "--no-augment",

@@ -3,24 +3,21 @@ export (learned ranges, one integer XNNPACK partition), against post-training in
 same float model, resume after a stop, and the accuracy columns of the fidelity report."""
 
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_script, randomize
+from conftest import console_script, cli_tool, randomize
 
 import swiftformer_tf as sf
-from swiftformer_tf.lite import qat
+from swiftformer_tf.export import qat
 
-TRAIN = os.path.join(ROOT, "training", "train.py")
 SMALL = '{"depths": [1, 1, 1, 2], "widths": [16, 24, 32, 48]}'
-convert_cli = load_script("tflite/convert.py")
+convert_cli = cli_tool("export")
 
 
 def run_train(*args, timeout=900):
-    return subprocess.run([sys.executable, TRAIN, *map(str, args)], capture_output=True,
+    return subprocess.run([console_script("swiftformer-train"), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -100,8 +97,8 @@ def test_qat_export_is_integer_in_one_partition_with_the_same_ops(qat_run):
 def test_qat_model_loads_and_its_simulation_mirrors_the_tflite_model(qat_run):
     import keras
 
-    from swiftformer_tf.lite.calibration import ImageSource
-    from swiftformer_tf.lite.runtime import TFLiteRunner
+    from swiftformer_tf.export.calibration import ImageSource
+    from swiftformer_tf.runtime.interpreter import TFLiteRunner
     from swiftformer_tf.imagenet import normalize
     folder, _, _, _ = qat_run
     model = keras.models.load_model(folder / "run" / "model.keras")
@@ -133,9 +130,9 @@ def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
     import keras
 
     from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.lite.calibration import ImageSource
-    from swiftformer_tf.lite.converter import convert
-    from swiftformer_tf.lite.runtime import TFLiteRunner
+    from swiftformer_tf.export.calibration import ImageSource
+    from swiftformer_tf.export.converter import convert
+    from swiftformer_tf.runtime.interpreter import TFLiteRunner
     folder, _, _, _ = qat_run
     model = keras.models.load_model(folder / "run" / "model.keras")
     float_model = keras.models.load_model(folder / "float.keras")
@@ -152,7 +149,7 @@ def test_float_export_of_a_qat_model_saturates_its_normalisations(qat_run):
 @pytest.mark.slow  # shares a 4-minute QAT run; default: test_qat_needs_a_trained_model_and_refuses_a_teacher, test_tflite's int8 tests
 def test_benchmark_runtime_floor_runs_both_int8_files_on_two_runtimes(qat_run):
     folder, _, ptq, _ = qat_run
-    benchmark = load_script("training/benchmark_qat.py")
+    benchmark = cli_tool("benchmark_qat")
     floor = benchmark.runtime_floor(folder / "float.keras", {
         "ptq": folder / "ptq.tflite", "qat": folder / "qat.tflite"}, size=32, count=100)
     for row in floor.values():

@@ -6,20 +6,23 @@ import os
 
 import numpy as np
 import pytest
-from conftest import ROOT, TOLERANCE, load_script, nhwc, randomize, relative_error
+from conftest import console_script, ROOT, TOLERANCE, cli_tool, nhwc, randomize, relative_error
 
 import swiftformer_tf as sf
 from swiftformer_tf.layers import l2_normalize
-from swiftformer_tf.lite.export_form import l2_normalize_prescaled
-from swiftformer_tf.lite.converter import ExportError, convert
-from swiftformer_tf.lite.runtime import TFLiteRunner, summarize_graph
+from swiftformer_tf.forms import l2_normalize_prescaled
+from swiftformer_tf.errors import ExportError
+from swiftformer_tf.export.converter import convert
+from swiftformer_tf.runtime.interpreter import TFLiteRunner, summarize_graph
 
-convert_cli = load_script("tflite/convert.py")
-benchmark_cli = load_script("tflite/benchmark.py")
+convert_cli = cli_tool("export")
+benchmark_cli = cli_tool("benchmark")
 
 
-@pytest.mark.parametrize("variant", ["XS"] + [  # the larger ones: 30 s each, same graph
-    pytest.param(v, marks=pytest.mark.slow) for v in ("S", "L1", "L3")])
+# 30 s each; default: test_fp32_and_fp16_match_official_golden (XS: the same graph checks
+# on the shared export, its answer against the official model's)
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["XS", "S", "L1", "L3"])
 def test_fp32_reproduces_keras_for_every_variant(variant):
     model = randomize(sf.SwiftFormer(variant), seed=len(variant))
     result = convert(model, "none", input_size=(97, 131))
@@ -37,7 +40,14 @@ def test_fp32_reproduces_keras_for_every_variant(variant):
 def test_fp32_and_fp16_match_official_golden(golden_xs_exports):
     paths, x, golden = golden_xs_exports
     with open(paths["none"], "rb") as f:
-        assert relative_error(TFLiteRunner(f.read())(x), golden) <= TOLERANCE
+        flatbuffer = f.read()
+    assert relative_error(TFLiteRunner(flatbuffer)(x), golden) <= TOLERANCE
+    graph = summarize_graph(flatbuffer)
+    assert graph.partitions == 1 and not graph.cpu_ops
+    assert graph.input_shape == [1, 160, 192, 3]  # static batch 1
+    # folded: no BatchNorm arithmetic left beyond the attention, one head
+    assert graph.op_histogram["FULLY_CONNECTED"] == 1
+    assert graph.op_histogram["MUL"] == 32 and "SUB" not in graph.op_histogram
     with open(paths["fp16"], "rb") as f:
         fp16 = TFLiteRunner(f.read())(x)  # fp16 weights, computed in fp32
     cosine = float((fp16 * golden).sum() / np.linalg.norm(fp16) / np.linalg.norm(golden))
@@ -54,7 +64,7 @@ def test_dynamic_size_runs_at_two_sizes(golden_dir, golden_xs_exports):
         x = nhwc(data[f"input_{j}"])[:1]
         assert relative_error(runner(x), data[f"logits_eval_{j}"][:1]) <= TOLERANCE
     # Its latency is measured at 224x224, not on the 1x1 input it is allocated with.
-    from swiftformer_tf.lite.runtime import measure_latency
+    from swiftformer_tf.runtime.interpreter import measure_latency
     timing = measure_latency(result.flatbuffer, 1, runs=2, warmup=1)
     assert timing.input_shape == [1, 224, 224, 3]
     # a static model is measured at its own size
@@ -66,7 +76,7 @@ def test_dynamic_size_runs_at_two_sizes(golden_dir, golden_xs_exports):
 def test_flex_ops_are_refused():
     import tensorflow as tf
 
-    from swiftformer_tf.lite.converter import _run_converter, configure
+    from swiftformer_tf.export.converter import _run_converter, configure
     fn = tf.function(lambda x: tf.math.cumprod(x, axis=1),
                      input_signature=[tf.TensorSpec((1, 4), tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
@@ -169,7 +179,7 @@ def test_random_weights_warning_and_summary(capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--weights", "missing.pth"], "missing.pth: no such file"),
     (["--calibration", "{empty}", "--quantize", "int8"], "no images found"),
-    (["--calibration", "{nowhere}", "--quantize", "int8"], "calibration folder not found"),
+    (["--calibration", "{nowhere}", "--quantize", "int8"], "nowhere: no such folder, and not a data source"),
     (["--calibration", "{broken}", "--quantize", "int8"], "unreadable image"),
     (["--output", "{nowhere}/x.tflite"], "does not exist"),
     (["--weights", "{notckpt}"], "not a PyTorch checkpoint"),
@@ -186,7 +196,7 @@ def test_bad_input_gives_one_line_error_and_no_file(argv, message, tmp_path, cap
         argv += ["--output", str(tmp_path / "out.tflite")]
     assert convert_cli.main(argv + ["--input-size", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("convert.py: error:") and message in err[-1]
+    assert err[-1].startswith("swiftformer-export: error:") and message in err[-1]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tflite") or ".tmp" in p]
 
 
@@ -216,13 +226,12 @@ def test_sigterm_leaves_no_litter(golden_dir, tmp_path):
     output, as Ctrl-C does."""
     import signal
     import subprocess
-    import sys
     import time
     temp, out = tmp_path / "temp", tmp_path / "out"
     temp.mkdir(), out.mkdir()
     env = dict(os.environ, TMPDIR=str(temp), PYTHONPATH=ROOT)
     process = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "tflite", "convert.py"), "--weights",
+        [console_script("swiftformer-export"), "--weights",
          os.path.join(golden_dir, "swiftformer_xs.pth"), "--no-check", "--gpu-check", "off",
          "--output", str(out / "xs.tflite")], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE)

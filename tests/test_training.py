@@ -2,26 +2,23 @@
 resume after SIGKILL, the NaN stop, and a short run that learns."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import console_script
 
 from swiftformer_tf.training import data as data_lib
 from swiftformer_tf.training.trainer import EpochCosineSchedule, _no_decay, adaptive_clip
 
-TRAIN = os.path.join(ROOT, "training", "train.py")
 TINY = '{"depths": [1, 1, 1, 2], "widths": [8, 16, 24, 32]}'
 
 
 def run_train(*args, timeout=600):
-    return subprocess.run([sys.executable, TRAIN, *map(str, args)], capture_output=True,
+    return subprocess.run([console_script("swiftformer-train"), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -87,10 +84,10 @@ def test_folder_datasets_refuse_what_would_shift_or_fake_labels(tmp_path):
 
 def test_evaluate_scores_every_image_of_a_folder(tmp_path, capsys):
     import swiftformer_tf as sf
-    from conftest import load_script
+    from conftest import cli_tool
     sf.SwiftFormer(json.loads(TINY), num_classes=2).save(tmp_path / "tiny.keras")
     _image_folder(tmp_path / "data", ["cat", "dog"], per_class=5)
-    evaluate = load_script("training/evaluate.py")
+    evaluate = cli_tool("evaluate")
     out = tmp_path / "result.json"
     assert evaluate.main(["--model", str(tmp_path / "tiny.keras"), "--data",
                           f"folder:{tmp_path / 'data'}", "--image-size", "32",
@@ -113,29 +110,29 @@ def test_an_unreadable_image_is_named_and_left_out_on_request(tmp_path, capsys):
     """tf.data stops on a file it cannot decode with an error that names no file; the tools
     name it (--bad-images stop, the default) or leave it out and say so (skip)."""
     import swiftformer_tf as sf
-    from conftest import load_script
+    from conftest import cli_tool
     sf.SwiftFormer(json.loads(TINY), num_classes=2).save(tmp_path / "tiny.keras")
     _image_folder(tmp_path / "data", ["cat", "dog"], per_class=4)
     broken = tmp_path / "data" / "dog" / "2b.png"  # sorts between good files
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))  # a PNG signature, then no image
-    evaluate = load_script("training/evaluate.py")
+    evaluate = cli_tool("evaluate")
     out = tmp_path / "result.json"
     base = ["--model", str(tmp_path / "tiny.keras"), "--data", f"folder:{tmp_path / 'data'}",
             "--image-size", "32", "--json", str(out)]
     assert evaluate.main(base) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("evaluate.py:")]
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("swiftformer-evaluate:")]
     assert len(errors) == 1 and f"{broken}: cannot decode this image (" in errors[0]
     assert "remove it, or pass --bad-images skip" in errors[0] and not out.exists()
     assert evaluate.main(base + ["--bad-images", "skip"]) == 0
     assert json.loads(out.read_text())["images"] == 8
     assert f"leaving out 1 unreadable image(s) of 9: {broken} (" in capsys.readouterr().err
 
-    train = load_script("training/train.py")
+    train = cli_tool("train")
     run = ["--variant", TINY, "--data", f"folder:{tmp_path / 'data'}", "--val-split", "0.25",
            "--epochs", "1", "--batch-size", "2", "--image-size", "32", "--save-every", "0",
            "--no-augment", "--warmup-epochs", "0"]
     assert train.main(run + ["--output", str(tmp_path / "stop")]) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("train.py:")]
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("swiftformer-train:")]
     assert len(errors) == 1 and f"{broken}: cannot decode this image (" in errors[0]
     assert not (tmp_path / "stop" / "model.keras").exists()
     assert train.main(run + ["--bad-images", "skip", "--output", str(tmp_path / "skip")]) == 0
@@ -147,8 +144,8 @@ def test_an_unreadable_image_is_named_and_left_out_on_request(tmp_path, capsys):
 
 @pytest.mark.slow  # 100 s (five runs); default: test_an_unreadable_image_is_named_and_left_out_on_request (train.py --output)
 def test_a_run_folder_belongs_to_one_run(tmp_path, capsys):
-    from conftest import load_script
-    train = load_script("training/train.py")
+    from conftest import cli_tool
+    train = cli_tool("train")
     base = ["--variant", TINY, "--data", "synthetic:64", "--epochs", "1", "--batch-size", "16",
             "--image-size", "32", "--max-steps", "1", "--save-every", "0", "--no-augment",
             "--warmup-epochs", "0"]
@@ -226,7 +223,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     reference = run_train(*common, "--output", tmp_path / "ref")
     assert reference.returncode == 0, reference.stderr[-2000:]
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, TRAIN, *common, "--output", str(run_dir)],
+    process = subprocess.Popen([console_script("swiftformer-train"), *common, "--output", str(run_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     target = run_dir / "checkpoints" / "ckpt-6.index"  # mid-epoch 1 (15 steps per epoch)
     deadline = time.time() + 300
@@ -251,14 +248,14 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
-    from conftest import load_script
-    train = load_script("training/train.py")
+    from conftest import cli_tool
+    train = cli_tool("train")
     assert train.main(["--variant", TINY, "--data", "synthetic:32", "--epochs", "1",
                        "--batch-size", "8", "--image-size", "32", "--save-every", "1",
                        "--lr", "1e30", "--warmup-epochs", "0", "--clip-grad", "0",
                        "--output", str(tmp_path)]) == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert message.startswith("train.py: error:")
+    assert message.startswith("swiftformer-train: error:")
     assert "loss became" in message and "Last good checkpoint" in message
     assert not (tmp_path / "model.keras").exists()
 

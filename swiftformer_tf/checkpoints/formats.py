@@ -16,7 +16,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from swiftformer_tf.checkpoints.torch_pickle import CheckpointError, load_torch_file
+from swiftformer_tf.checkpoints.torch_pickle import load_torch_file
+from swiftformer_tf.errors import CheckpointError
 from swiftformer_tf.variants import (MAX_DEPTH, MAX_WIDTH, SwiftFormerConfig, check_cost,
                                      find_variant, get_config)
 

@@ -21,7 +21,7 @@ import os
 import socket
 from typing import Optional
 
-from swiftformer_tf.checkpoints.torch_pickle import CheckpointError
+from swiftformer_tf.errors import CheckpointError, WeightsUnavailableError
 from swiftformer_tf.io_utils import one_line
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,6 @@ IMAGENET = {
 PRETRAINED = {"imagenet": IMAGENET}
 
 
-class WeightsUnavailableError(CheckpointError):
-    """Pretrained weights that are neither cached nor downloadable, or that fail checks."""
-
-
 def is_pretrained(weights) -> bool:
     """True for a pretrained-weights name ("imagenet", "imagenet:L1"), not a path."""
     return isinstance(weights, str) and weights.partition(":")[0] in PRETRAINED \
@@ -84,10 +80,10 @@ def split_name(weights: str, variant: Optional[str] = None):
     """("imagenet", "L1") from "imagenet:L1", or from "imagenet" and ``variant``."""
     tag, _, named = weights.partition(":")
     if named and variant and named.upper() != str(variant).upper():
-        raise ValueError(f"{weights!r} names SwiftFormer-{named}, the model is {variant}")
+        raise CheckpointError(f"{weights!r} names SwiftFormer-{named}, the model is {variant}")
     name = (named or variant or "").upper()
     if name not in PRETRAINED[tag]:
-        raise ValueError(f"no {tag} weights for SwiftFormer-{name or '?'}: name one of "
+        raise CheckpointError(f"no {tag} weights for SwiftFormer-{name or '?'}: name one of "
                          f"{', '.join(PRETRAINED[tag])} (e.g. '{tag}:L1')")
     return tag, name
 

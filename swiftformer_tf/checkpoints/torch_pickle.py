@@ -18,13 +18,7 @@ from zlib import error as zlib_error
 
 import numpy as np
 
-
-class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint whose pickle references something other than tensor data."""
+from swiftformer_tf.errors import CheckpointError, UnsafeCheckpointError
 
 
 _STORAGE_DTYPES = {

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from swiftformer_tf.checkpoints.formats import Checkpoint
-from swiftformer_tf.checkpoints.torch_pickle import CheckpointError
+from swiftformer_tf.errors import CheckpointError
 
 _LEAF = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
          "moving_mean": "running_mean", "moving_variance": "running_var"}

@@ -14,13 +14,10 @@ import select
 import signal
 from typing import List, Optional
 
-from swiftformer_tf.io_utils import CommandError, quiet_stderr
+from swiftformer_tf.errors import ClusterError
+from swiftformer_tf.io_utils import quiet_stderr
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multiworker", "tpu")
-
-
-class ClusterError(CommandError, RuntimeError):
-    """A cluster that cannot be formed or went away; the message says what to fix."""
 
 
 @dataclasses.dataclass
@@ -98,7 +95,7 @@ def _watchdog(seconds: float, message: str):
 
 
 def make_strategy(name: str = "auto", devices=None, cluster_timeout: float = 300.0,
-                  prog: str = "train.py"):
+                  prog: str = "swiftformer-train"):
     """The strategy for ``--strategy name``; first call of a program into TensorFlow."""
     if name not in STRATEGIES:
         raise ClusterError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")

@@ -14,14 +14,11 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from swiftformer_tf import data_sources
+from swiftformer_tf.errors import DataError, UnreadableImages
 from swiftformer_tf.image_files import header_problem
 from swiftformer_tf.imagenet import TF_IMAGE_EXTENSIONS
-from swiftformer_tf.io_utils import CommandError
 from swiftformer_tf.training import augment
-
-
-class DataError(CommandError, ValueError):
-    """A dataset that is not available; the message says how to get it."""
 
 
 @dataclasses.dataclass
@@ -85,21 +82,15 @@ def _list_folder(folder) -> Tuple[List[str], List[int], List[str]]:
     would shift every label after it."""
     if not os.path.isdir(folder):
         raise DataError(f"{folder}: dataset folder not found")
-    classes = sorted(d for d in os.listdir(folder)
-                     if os.path.isdir(os.path.join(folder, d)) and not d.startswith("."))
+    classes = data_sources.class_folders(folder)
     if len(classes) < 2:
         raise DataError(f"{folder}: expected one subfolder per class, at least two (or train/ "
                         f"and val/); found {len(classes)}: {', '.join(classes) or 'none'}")
     paths, labels = [], []
     for index, name in enumerate(classes):
-        found = 0
-        for root, dirs, files in sorted(os.walk(os.path.join(folder, name))):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for f in sorted(files):
-                if f.lower().endswith(TF_IMAGE_EXTENSIONS) and not f.startswith("."):
-                    paths.append(os.path.join(root, f))
-                    labels.append(index)
-                    found += 1
+        found = data_sources.image_files(os.path.join(folder, name), TF_IMAGE_EXTENSIONS)
+        paths += found
+        labels += [index] * len(found)
         if not found:
             raise DataError(f"{os.path.join(folder, name)}: class folder without images "
                             f"({', '.join(TF_IMAGE_EXTENSIONS)}); remove it or add images")
@@ -133,18 +124,6 @@ def _files_split(paths, labels, classes) -> Split:
 # tf.data stops on the first file it cannot decode with a TensorFlow error that names no
 # file. The files are found with the pipeline's own decode (what TensorFlow cannot read is
 # what counts), then named; --bad-images skip leaves them out instead.
-class UnreadableImages(DataError):
-    """Image files that cannot be decoded; ``files`` holds (path, reason) pairs."""
-
-    def __init__(self, files, hint=None):
-        self.files = files
-        path, reason = files[0]
-        more = f" (and {len(files) - 1} more unreadable)" if len(files) > 1 else ""
-        them = "them" if len(files) > 1 else "it"
-        hint = hint or f"remove {them}, or pass --bad-images skip to leave {them} out"
-        super().__init__(f"{path}: cannot decode this image ({reason}){more}; {hint}")
-
-
 def _decode_error(path) -> Optional[str]:
     problem = header_problem(path)
     if problem:
@@ -243,20 +222,31 @@ def synthetic_splits(train_count=6000, val_count=1000, size=80, seed=0) -> Tuple
 
 
 def resolve(spec, data_dir=None, val_split=0.1, seed=0, eval_split=None) -> Tuple[Split, Split]:
-    """``tfds:NAME[:SPLIT]``, ``folder:DIR`` or ``synthetic[:TRAIN_COUNT]`` -> (train, val)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "tfds":
-        name, _, split = rest.partition(":")
-        if not name:
-            raise DataError(f"{spec}: expected tfds:NAME[:SPLIT]")
+    """A data source (:mod:`swiftformer_tf.data_sources`) -> (train, val)."""
+    source = data_sources.parse(spec, "--data")
+    if source.kind == "tfds":
+        name = source.name
         val_name = eval_split or ("validation" if name.startswith("imagenet") else "test")
-        return tfds_split(name, split or "train", data_dir), tfds_split(name, val_name, data_dir)
-    if kind == "folder":
-        return folder_splits(os.path.expanduser(rest), val_split, seed)
-    if kind == "synthetic":
-        count = int(rest) if rest else 6000
+        return (tfds_split(name, source.split or "train", data_dir),
+                tfds_split(name, val_name, data_dir))
+    if source.kind == "folder":
+        return folder_splits(source.path, val_split, seed)
+    if source.kind == "synthetic":
+        count = source.count or 6000
         return synthetic_splits(count, max(count // 6, 100), seed=seed)
-    raise DataError(f"unknown --data {spec!r}: use tfds:NAME[:SPLIT], folder:DIR or synthetic")
+    raise DataError(f"--data {spec}: the builtin photographs have no labels to train or "
+                    f"evaluate on; use folder:DIR, tfds:NAME[:SPLIT] or synthetic")
+
+
+def evaluation_split(spec, data_dir=None) -> Split:
+    """What a data source evaluates on: a folder's ``val/`` (or all of it), a TFDS split
+    (default ``validation``), synthetic's validation images."""
+    source = data_sources.parse(spec, "--data")
+    if source.kind == "tfds":
+        return tfds_split(source.name, source.split or "validation", data_dir)
+    if source.kind == "folder":  # all of it (its val/ if it has one), not a training split
+        return folder_eval_split(source.path)
+    return resolve(spec, data_dir)[1]
 
 
 @dataclasses.dataclass

@@ -1,5 +1,5 @@
 """The official training recipe (Amshaker/SwiftFormer main.py and dist_train.sh), per
-variant. Every value is a command-line flag of training/train.py."""
+variant. Every value is a command-line flag of swiftformer-train."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def recipe_for(variant: str) -> Recipe:
     return dataclasses.replace(Recipe(), **VARIANT_OVERRIDES.get(variant, {}))
 
 
-# Quantization-aware fine-tuning (train.py --qat) starts from a trained float model: one
+# Quantization-aware fine-tuning (swiftformer-train --qat) starts from a trained float model: one
 # epoch at a small constant rate, no warm-up, AGC, stochastic depth or mixing, and the float
 # model's logits as the target of most of the loss (distillation_alpha; measured on the
 # synthetic XS: squared logit error took the int8 logit cosine from 0.9982 to 0.9994 in

@@ -17,15 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from swiftformer_tf.io_utils import CommandError
-from swiftformer_tf.lite.qat import is_qat_model
+from swiftformer_tf.errors import TrainingError
+from swiftformer_tf.export.qat import is_qat_model
 from swiftformer_tf.training import cluster
 from swiftformer_tf.training import data as data_lib
 from swiftformer_tf.training.recipe import Recipe
-
-
-class TrainingError(CommandError, RuntimeError):
-    """A run that cannot go on; the message says why and what is kept."""
 
 
 # -- optimisation ----------------------------------------------------------------------------
@@ -222,6 +218,11 @@ class Trainer:
             return loss
 
         return step
+
+    def train_step(self, images, targets, labels):
+        """One optimizer step on a global batch, as ``fit`` runs it (loss, AGC, AdamW, EMA);
+        ``targets`` are the smoothed one-hot labels. Returns the loss."""
+        return self._train_step(images, targets, labels)
 
     # -- data -----------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch, skip):
