@@ -206,10 +206,9 @@ def test_clis_take_imagenet(hub, tmp_path, capsys, monkeypatch):
                               "--batch-size", "4", "--image-size", "64", "--json", str(out)]) == 0
     assert "imagenet:XS: top-1" in capsys.readouterr().out and out.exists()
 
-    from swiftformer_tf import cli
     monkeypatch.setenv("SWIFTFORMER_OFFLINE", "1")  # cached by the evaluation above
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["imagenet:XS"]) == 0
+    assert cli_tool("import_checkpoint").main(["imagenet:XS"]) == 0
     assert "format:      timm" in capsys.readouterr().out
     keras_file = tmp_path / "swiftformer_xs.dist_in1k.keras"
     assert keras_file.stat().st_size > 5_000_000

@@ -1,4 +1,5 @@
-"""results.json -> results.csv, results.md and PNG plots (used by run.py and report.py)."""
+"""results.json -> results.csv, results.md and PNG plots (for swiftformer-android-bench and
+swiftformer-android-report)."""
 
 from __future__ import annotations
 

@@ -1,26 +1,11 @@
-"""An emulated phone CPU: the aarch64 LiteRT runtime under QEMU user mode, set up in one folder.
+"""An emulated phone CPU: where the folder that ``swiftformer-setup-arm`` builds is
+(``$SWIFTFORMER_ARM_EMULATOR`` or ``~/.cache/swiftformer_tf/arm_emulator``), which CPUs it
+emulates, and the command line that runs a script with its arm64 Python on one of them.
 
 Phones run XNNPACK's ARM kernels (NEON, int8 dot product, i8mm, fp16 arithmetic, SME), not the
-x86 ones every host figure comes from. ``setup`` puts together, with nothing changed on the
-system:
-
-- ``qemu-aarch64`` (QEMU 7.2, Debian's ``qemu-user``) and the one library it needs that a
-  Debian machine may lack, unpacked from the debs;
-- an arm64 Python 3.11 root made of Debian's own arm64 debs (a private apt configuration
-  whose architecture is arm64), with the aarch64 wheels of ai-edge-litert and numpy from PyPI;
-- one root per emulated CPU, whose ``proc/cpuinfo`` is an ARM one (QEMU's ``-L`` prefix also
-  redirects file opens; with the host's x86 cpuinfo the runtime segfaults when it creates
-  the interpreter);
-- ``libicount.so``, the QEMU plugin that counts guest instructions (``arm_icount.c``), built
-  with gcc against ``qemu-plugin.h`` of the same QEMU version (Debian's source package;
-  the header stays in ``include/`` for rebuilding it).
-
-Use it for answers and instruction counts, never for time: an emulated instruction costs
-nothing like a phone's.
-
-    swiftformer-setup-arm [--dir DIR]
-
-Stdlib only: the setup script loads this file by path, without TensorFlow.
+x86 ones every host figure comes from. Use it for answers and instruction counts, never for
+time: an emulated instruction costs nothing like a phone's. What the folder holds and how it
+is built: ``swiftformer_tf/cli/setup_arm_emulator.py``.
 """
 
 from __future__ import annotations

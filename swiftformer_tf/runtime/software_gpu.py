@@ -1,16 +1,11 @@
-"""A software GPU for checking LiteRT GPU delegation on a machine with no GPU.
-
-ai-edge-litert's only GPU accelerator on Linux is WebGPU (Dawn) over Vulkan. Mesa's
-lavapipe is a Vulkan driver that runs on the CPU; Dawn accepts Mesa 25's lavapipe (Debian
-12's own Mesa 22.3 lacks the dynamic-indexing features Dawn requires). ``setup`` downloads
-Mesa 25 from Debian's bookworm-backports with a private apt configuration, unpacks it into a
-folder and writes a Vulkan ICD file there; nothing on the system changes. ``environment``
-gives the variables that point a child process at that folder.
+"""A software GPU for checking LiteRT GPU delegation on a machine with no GPU: where the
+folder that ``swiftformer-setup-gpu`` builds is (``$SWIFTFORMER_SOFTWARE_GPU`` or
+``~/.cache/swiftformer_tf/software_gpu``), whether it is ready, and ``environment``: the
+variables that point a child process's Vulkan loader at it (Mesa's lavapipe, a Vulkan
+driver that runs on the CPU).
 
 Use it for delegation and numerics only: a CPU pretending to be a GPU says nothing about a
 phone's GPU latency.
-
-    swiftformer-setup-gpu [--dir DIR]
 """
 
 from __future__ import annotations
