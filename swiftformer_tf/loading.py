@@ -74,7 +74,9 @@ def read_source(source, variant=None, format: str = "auto") -> Source:
     path = resolve(source, variant)
     if str(path).endswith(".keras"):
         return _keras_source(os.fspath(path), variant)
-    wanted = variant if variant not in (None, "auto") else "auto"
+    # a variant named by the user (--variant) overrides detection; a constructor's config is
+    # compared when the weights are assigned (SwiftFormer.load_checkpoint names both)
+    wanted = variant if isinstance(variant, str) and variant != "auto" else "auto"
     checkpoint = read_checkpoint(path, format=format, variant=wanted)
     return Source(checkpoint, _checkpoint_options(checkpoint))
 

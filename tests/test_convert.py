@@ -81,6 +81,10 @@ def test_variant_flag_that_contradicts_shapes(golden_dir, tmp_path):
     result = run_cli(path, "--variant", "S", "-o", tmp_path / "s.keras")
     assert result.returncode == 2 and "contradicts" in result.stderr
     assert not (tmp_path / "s.keras").exists()
+    # a constructor of another variant names both, in its own words (no --variant flag there)
+    with pytest.raises(sf.CheckpointError, match="checkpoint is SwiftFormer-XS .*, the model "
+                                                 "is SwiftFormer-S "):
+        sf.SwiftFormerS(weights=path)
 
 
 def test_unwritable_output_is_reported_before_work(golden_dir, tmp_path):

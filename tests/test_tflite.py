@@ -9,10 +9,10 @@ import pytest
 from conftest import console_script, ROOT, TOLERANCE, cli_tool, nhwc, randomize, relative_error
 
 import swiftformer_tf as sf
-from swiftformer_tf.layers import l2_normalize
-from swiftformer_tf.forms import l2_normalize_prescaled
 from swiftformer_tf.errors import ExportError
 from swiftformer_tf.export.converter import convert
+from swiftformer_tf.forms import l2_normalize_prescaled
+from swiftformer_tf.layers import l2_normalize
 from swiftformer_tf.runtime.interpreter import TFLiteRunner, summarize_graph
 
 convert_cli = cli_tool("export")

@@ -13,9 +13,9 @@ from typing import Callable, List, Optional
 
 from swiftformer_tf.android_bench.configs import NNAPI_DEPRECATED_SDK, Config
 from swiftformer_tf.android_bench.device import Adb
-from swiftformer_tf.errors import CommandTimeout, DeviceError, DeviceLost, UnsupportedConfig
 from swiftformer_tf.android_bench.parsing import failure_reason, parse_benchmark_output
 from swiftformer_tf.android_bench.tools import LITERT, BenchmarkTool, detect_tool
+from swiftformer_tf.errors import CommandTimeout, DeviceError, DeviceLost, UnsupportedConfig
 
 REMOTE_DIR = "/data/local/tmp"
 # The NPU dispatch library and the vendor's runtime libraries go here (--npu-libs).

@@ -6,9 +6,9 @@ the trainer (and nothing of TensorFlow)."""
 from swiftformer_tf.checkpoints.formats import (FORMATS, Checkpoint, detect_config,
                                                 detect_format, read_checkpoint,
                                                 read_state_dict, RENAMES)
-from swiftformer_tf.errors import CheckpointError, UnsafeCheckpointError
 from swiftformer_tf.checkpoints.transfer import (LoadReport, assign_from_checkpoint,
                                                  export_state_dict, official_key)
+from swiftformer_tf.errors import CheckpointError, UnsafeCheckpointError
 
 __all__ = [
     "FORMATS", "RENAMES", "Checkpoint", "CheckpointError", "LoadReport",

@@ -15,9 +15,9 @@ import dataclasses
 import sys
 
 
+from swiftformer_tf.export.converter import QUANTIZE_MODES
 from swiftformer_tf.io_utils import number, positive_int
 from swiftformer_tf.runtime import npu
-from swiftformer_tf.export.converter import QUANTIZE_MODES
 from swiftformer_tf.variants import VARIANTS
 
 RANDOM_WEIGHTS_WARNING = """\

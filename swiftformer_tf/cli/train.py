@@ -24,9 +24,9 @@ import sys
 if "--deterministic" in sys.argv:  # must precede TensorFlow's import: oneDNN's fused
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # kernels are outside its determinism switch
 
+from swiftformer_tf.io_utils import number
 from swiftformer_tf.training.cluster import STRATEGIES
 from swiftformer_tf.training.recipe import Recipe, qat_recipe, recipe_for
-from swiftformer_tf.io_utils import number
 from swiftformer_tf.variants import MAX_CLASSES, VARIANTS, get_config
 
 

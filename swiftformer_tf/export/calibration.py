@@ -2,7 +2,7 @@
 
 Sources: a folder of images, a TensorFlow Datasets split (already downloaded; nothing is
 fetched), ``builtin``: real photographs shipped by scikit-image and matplotlib, or
-``synthetic``: the shapes-and-textures images the training issue's proof run learns. Every
+``synthetic``: the shapes-and-textures images the training proof run learns. Every
 image goes through the official eval transform: bicubic resize of the shorter side to
 ``size * 256 / 224``, centre crop ``size``; :func:`normalize` then applies the ImageNet
 mean and std.
@@ -16,8 +16,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from swiftformer_tf.errors import DataError
 from swiftformer_tf import data_sources
+from swiftformer_tf.errors import DataError
 from swiftformer_tf.image_files import header_problem
 from swiftformer_tf.imagenet import IMAGE_EXTENSIONS, eval_transform
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from swiftformer_tf.errors import ExportError
 from swiftformer_tf.export import qat
-from swiftformer_tf.forms import integer_form
 from swiftformer_tf.export.reparameterize import reparameterize
+from swiftformer_tf.forms import integer_form
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "int16x8")
 APPROXIMATIONS = {

@@ -36,7 +36,7 @@ class ExportOptions:
     debug_csv: Optional[str] = None
     selective: Optional[float] = None
     gpu_check: str = "auto"
-    check_arm: Sequence = ()  # runtime.arm.ArmCpu, parsed
+    check_arm: Sequence = ()  # emulated CPUs: "cortex-a76,i8mm" or runtime.arm.ArmCpu
     npu: Sequence[str] = ()
     npu_option: Sequence[str] = ()
     threads: Sequence[int] = (1,)
@@ -49,6 +49,8 @@ def check_prerequisites(options: ExportOptions):
     targets = npu.targets_from_args(options)  # a wrong SoC fails before any work
     if options.check_arm:
         from swiftformer_tf.runtime import arm
+        if isinstance(options.check_arm, str):
+            options.check_arm = arm.parse_cpus(options.check_arm)
         if not arm.is_ready():
             raise SwiftFormerError(f"--check-arm: no ARM emulator set up ({arm.SETUP_HINT})")
     if options.metadata:
@@ -64,12 +66,12 @@ def export_and_check(model, weights, options: ExportOptions) -> dict:
     import numpy as np
     from tqdm import tqdm
 
-    from swiftformer_tf.imagenet import normalize
-    from swiftformer_tf.io_utils import check_writable, write_file
-    from swiftformer_tf.export.calibration import ImageSource
     from swiftformer_tf.export import qat
+    from swiftformer_tf.export.calibration import ImageSource
     from swiftformer_tf.export.converter import convert
     from swiftformer_tf.export.report import fidelity
+    from swiftformer_tf.imagenet import normalize
+    from swiftformer_tf.io_utils import check_writable, write_file
     from swiftformer_tf.runtime.interpreter import (TFLiteRunner, interpreter_class,
                                                     measure_latency, summarize_graph)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from swiftformer_tf import kernels
-from swiftformer_tf.layers import ConvEncoder, Mlp, SwiftFormerEncoder
 from swiftformer_tf.forms import ExportForm
+from swiftformer_tf.layers import ConvEncoder, Mlp, SwiftFormerEncoder
 from swiftformer_tf.model import SwiftFormer
 
 
