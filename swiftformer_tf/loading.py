@@ -54,6 +54,15 @@ class Source:
     def path(self) -> str:
         return self.checkpoint.path
 
+    def by_name(self) -> Checkpoint:
+        """The checkpoint with its tensors by official name; a .keras file's are taken from
+        its model only here, when another configuration needs them (a file loaded as saved
+        never converts them)."""
+        if self.model is not None and not self.checkpoint.tensors:
+            self.checkpoint = dataclasses.replace(
+                self.checkpoint, tensors=export_state_dict(self.model.weights))
+        return self.checkpoint
+
 
 def resolve(source, variant: Optional[str] = None):
     """A local path for ``source``: a pretrained name ("imagenet", "imagenet:L1") is fetched
@@ -96,9 +105,8 @@ def _keras_source(path, variant) -> Source:
     options = {k: config[k] for k in FILE_OPTIONS}
     options["input_shape"] = tuple(options["input_shape"])
     options["export_form"] = model.export_form
-    tensors = {} if model.reparameterized else export_state_dict(model.weights)
-    checkpoint = Checkpoint(
-        path=path, format="keras", tensors=tensors, wrapper_key=None, config=model.config,
+    checkpoint = Checkpoint(  # tensors by name only when needed: Source.by_name
+        path=path, format="keras", tensors={}, wrapper_key=None, config=model.config,
         num_classes=model.num_classes if model.include_top else None,
         distillation=model.dist_head is not None)
     return Source(checkpoint, options, model)

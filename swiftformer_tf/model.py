@@ -144,7 +144,7 @@ class SwiftFormer(keras.Model):
                                   f"from swiftformer-train --qat) that cannot be rebuilt with "
                                   f"other options")
         # Another configuration: the weights go over by name.
-        checkpoint = source.checkpoint
+        checkpoint = source.by_name()
         fresh_heads = (self.include_top and checkpoint.num_classes is not None
                        and checkpoint.num_classes != self.num_classes)
         self.load_report = self.load_checkpoint(checkpoint, skip_heads=fresh_heads)

@@ -140,14 +140,14 @@ def export(args):
     options = ExportOptions(output=args.output or "",
                             **{k: v for k, v in vars(args).items()
                                if k in fields and k != "output" and v is not None})
-    check_prerequisites(options)  # before the model is loaded
+    npu_targets = check_prerequisites(options)  # before the model is loaded
     model, weights = load_model(args)
     name = model.config.name.lower()
     options.output = args.output or f"swiftformer_{name}_{args.quantize}.tflite"
     check_writable(options.output)
     if args.report:
         check_writable(args.report)
-    report = export_and_check(model, weights, options)
+    report = export_and_check(model, weights, options, npu_targets)
     print(format_summary(report))
     if args.report:
         write_json(args.report, report)

@@ -118,11 +118,10 @@ def folder_images(folder) -> List[str]:
     return paths
 
 
-def tfds_images(spec, labelled=False) -> Iterator:
-    """Images of ``tfds:NAME[:SPLIT]`` from the local TFDS data dir (never downloads);
-    ``labelled``: (image, label or None) pairs."""
-    source = data_sources.parse(spec, "--calibration")
-    name, split = source.name, source.split or "train"
+def tfds_images(source: data_sources.DataSource, labelled=False) -> Iterator:
+    """Images of a ``tfds:NAME[:SPLIT]`` source from the local TFDS data dir (never
+    downloads); ``labelled``: (image, label or None) pairs."""
+    spec, name, split = source.text, source.name, source.split or "train"
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -153,29 +152,27 @@ class ImageSource:
 
     def __init__(self, spec: str, size: Tuple[int, int]):
         """``spec``: a data source (:mod:`swiftformer_tf.data_sources`)."""
-        source = data_sources.parse(spec, "--calibration")
+        self.source = source = data_sources.parse(spec, "--calibration")
         self.size = tuple(size)
-        # the readers below go by kind; a folder by its path
-        self.spec = source.path if source.kind == "folder" else source.kind
         if source.kind == "builtin":
             self.description = "builtin: real photographs shipped by scikit-image and matplotlib"
         elif source.kind == "synthetic":
             self.description = ("synthetic: the shapes-and-textures images generated in code "
                                 "(train split for calibration, validation split for the check)")
         elif source.kind == "tfds":
-            self.spec = spec
             self.description = spec
         else:
             self._paths = folder_images(source.path)
             self.description = f"folder {source.path} ({len(self._paths)} images)"
 
     def _pil_images(self, split):
-        if self.spec == "builtin":
+        kind = self.source.kind
+        if kind == "builtin":
             return builtin_images(split)
-        if self.spec == "synthetic":
+        if kind == "synthetic":
             return synthetic_images(split)
-        if self.spec.startswith("tfds:"):
-            stream = tfds_images(self.spec)
+        if kind == "tfds":
+            stream = tfds_images(self.source)
             return stream if split == "calibration" else itertools.islice(stream, 10_000, None)
         return (_open(p) for p in self._paths)
 
@@ -185,7 +182,7 @@ class ImageSource:
             taken += 1
             yield eval_transform(image, self.size)
         if taken == 0:
-            raise DataError(f"{self.spec}: gave no images")
+            raise DataError(f"{self.source.text}: gave no images")
 
     def check(self, count, skip=0) -> Iterator[np.ndarray]:
         """Held-out images: the builtin check photographs, or a folder's / split's images
@@ -197,15 +194,16 @@ class ImageSource:
         """:meth:`check`'s images with their class index where the source has labels (the
         synthetic set, a TFDS split with a ``label`` feature, a folder of class
         subfolders), else None."""
-        if self.spec == "builtin":
+        kind = self.source.kind
+        if kind == "builtin":
             stream = ((image, None) for image in builtin_images("check"))
-        elif self.spec == "synthetic":
+        elif kind == "synthetic":
             stream = synthetic_images("check", labelled=True)
-        elif self.spec.startswith("tfds:"):
-            stream = itertools.islice(tfds_images(self.spec, labelled=True), skip, None)
+        elif kind == "tfds":
+            stream = itertools.islice(tfds_images(self.source, labelled=True), skip, None)
         else:
             rest = self._paths[skip:]
-            labels = folder_labels(self.spec, rest) if rest else None
+            labels = folder_labels(self.source.path, rest) if rest else None
             stream = (zip((_open(p) for p in rest), labels or itertools.repeat(None)) if rest
                       else ((image, None) for image in builtin_images("check")))
         for image, label in itertools.islice(stream, count):

@@ -59,9 +59,10 @@ def check_prerequisites(options: ExportOptions):
     return targets
 
 
-def export_and_check(model, weights, options: ExportOptions) -> dict:
+def export_and_check(model, weights, options: ExportOptions, npu_targets=None) -> dict:
     """Exports ``model`` (loaded from ``weights``, a name for the report) as ``options``
-    say, writes the .tflite file, and returns the report."""
+    say, writes the .tflite file, and returns the report. ``npu_targets``: what
+    ``check_prerequisites(options)`` returned, when the caller checked before loading."""
     import keras
     import numpy as np
     from tqdm import tqdm
@@ -75,7 +76,8 @@ def export_and_check(model, weights, options: ExportOptions) -> dict:
     from swiftformer_tf.runtime.interpreter import (TFLiteRunner, interpreter_class,
                                                     measure_latency, summarize_graph)
 
-    npu_targets = check_prerequisites(options)
+    if npu_targets is None:
+        npu_targets = check_prerequisites(options)
     output = options.output
     check_writable(output)
     needs_images = options.quantize in ("int8", "int16x8") or not options.no_check
